@@ -1,0 +1,183 @@
+"""Run profiles, project paths, seeds and model names: the course's one set of switches.
+
+Profiles
+--------
+One environment variable, ``COLDSTART_PROFILE``, selects how big a run is:
+
+``smoke``
+    CI and a first look: a sample of the evaluation users, a few hundred training steps, short
+    sequences. The whole course runs in minutes on 2 CPU cores.
+``cpu``
+    The full data on a laptop CPU with the small default encoder (all-MiniLM-L6-v2).
+``gpu``
+    The full data on a Colab GPU/TPU, longer training; ``bert-base-uncased`` becomes selectable.
+
+When the variable is unset the profile follows the hardware (``gpu`` if TensorFlow sees a GPU or
+TPU, else ``cpu``). A misspelt profile name, or a misspelt setting name, is an error rather than a
+silent fallback to a full-size run. Under CI (``CI=true``) any profile but ``smoke`` is refused
+unless ``COLDSTART_ALLOW_FULL_IN_CI=1``, so a CI run can never silently become a full run.
+
+Paths
+-----
+``project_root()`` is ``$COLDSTART_HOME`` or the nearest folder above the working directory that
+holds the course's ``pyproject.toml`` (notebooks run from ``notebooks/``). The course writes:
+
+* downloads and caches to ``<root>/data/`` (``$COLDSTART_DATA_DIR`` overrides);
+* results of a run to ``<root>/runs/<profile>/`` (``$COLDSTART_RUNS`` overrides) -- never to the
+  tracked ``results/`` folder, which holds the committed reference run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+PROFILES = ("smoke", "cpu", "gpu")
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """The settings one run uses. Read them as attributes: ``profile.max_len``.
+
+    Attributes
+    ----------
+    name: ``smoke``, ``cpu`` or ``gpu``.
+    eval_users: evaluate on at most this many users per segment (``None``: all of them).
+    n_bootstrap: bootstrap resamples for confidence intervals.
+    model_name: the encoder (Hub id or local folder) the fine-tuning chapters start from.
+    max_len: token length cap for item and context texts.
+    batch_size: training batch size.
+    train_pairs: at most this many training pairs per epoch (``None``: all).
+    epochs: training epochs (early stopping may end sooner).
+    learning_rate: peak learning rate of the encoder.
+    encode_batch_size: batch size for encoding the catalog.
+    """
+
+    name: str
+    eval_users: Optional[int]
+    n_bootstrap: int
+    model_name: str
+    max_len: int
+    batch_size: int
+    train_pairs: Optional[int]
+    epochs: int
+    learning_rate: float
+    encode_batch_size: int
+
+    def replace(self, **changes) -> "Profile":
+        """Return a copy with some settings changed; unknown names raise ``TypeError``."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """One line for the top of a notebook: the profile and its main settings."""
+        fields = dataclasses.asdict(self)
+        name = fields.pop("name")
+        return f"profile={name}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+_SETTINGS = {
+    "smoke": dict(
+        eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32, batch_size=32,
+        train_pairs=640, epochs=1, learning_rate=1e-4, encode_batch_size=128,
+    ),
+    "cpu": dict(
+        eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
+        train_pairs=None, epochs=3, learning_rate=1e-4, encode_batch_size=128,
+    ),
+    "gpu": dict(
+        eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
+        train_pairs=None, epochs=6, learning_rate=5e-5, encode_batch_size=512,
+    ),
+}
+
+
+def _has_accelerator() -> bool:
+    if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
+        return True
+    try:
+        import tensorflow as tf  # noqa: WPS433 (lazy: importing TF costs seconds)
+
+        return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+    except Exception:  # pragma: no cover - TF missing or broken: the version check reports it
+        return False
+
+
+def get_profile(name: Optional[str] = None, **overrides) -> Profile:
+    """Return the run profile: ``name``, else ``$COLDSTART_PROFILE``, else chosen from the hardware.
+
+    ``overrides`` change single settings (``get_profile("cpu", epochs=1)``); a misspelt setting
+    raises ``TypeError``. Raises ``ValueError`` for an unknown profile name, and under CI for any
+    profile but ``smoke`` (set ``COLDSTART_ALLOW_FULL_IN_CI=1`` to allow it).
+    """
+    chosen = name or os.environ.get("COLDSTART_PROFILE") or ("gpu" if _has_accelerator() else "cpu")
+    chosen = chosen.strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(f"Unknown profile {chosen!r}: set COLDSTART_PROFILE to one of {', '.join(PROFILES)}")
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    if ci and chosen != "smoke" and os.environ.get("COLDSTART_ALLOW_FULL_IN_CI") != "1":
+        raise ValueError(
+            f"CI is set but the profile is {chosen!r}: CI must run COLDSTART_PROFILE=smoke "
+            "(or set COLDSTART_ALLOW_FULL_IN_CI=1 on purpose)"
+        )
+    settings = dict(_SETTINGS[chosen])
+    model = os.environ.get("COLDSTART_MODEL")
+    if model:
+        settings["model_name"] = model
+    profile = Profile(name=chosen, **settings)
+    return profile.replace(**overrides) if overrides else profile
+
+
+def project_root() -> Path:
+    """The course folder: ``$COLDSTART_HOME``, else the nearest parent holding its pyproject.toml."""
+    env = os.environ.get("COLDSTART_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        marker = folder / "pyproject.toml"
+        if marker.is_file() and (folder / "coldstart").is_dir():
+            return folder
+    return here
+
+
+def data_dir() -> Path:
+    """Where downloads and caches go: ``$COLDSTART_DATA_DIR`` or ``<root>/data`` (created)."""
+    path = Path(os.environ.get("COLDSTART_DATA_DIR") or project_root() / "data").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_dir(profile: Optional[str] = None) -> Path:
+    """Where a run writes results: ``$COLDSTART_RUNS`` or ``<root>/runs/<profile>`` (created)."""
+    env = os.environ.get("COLDSTART_RUNS")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        name = profile if isinstance(profile, str) else (profile.name if profile else get_profile().name)
+        path = project_root() / "runs" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def set_seed(seed: int = 42, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and (if it is imported or importable) TensorFlow.
+
+    With ``deterministic=True`` TensorFlow's op determinism is switched on too, so two runs on a
+    CPU give identical numbers (at some cost in speed; GPUs may still differ in the last digits).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return
+    tf.keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()

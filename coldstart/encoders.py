@@ -1,0 +1,140 @@
+"""Loading a pretrained BERT-family encoder and turning texts into vectors.
+
+Model names
+-----------
+A model is named by a Hugging Face Hub id (``sentence-transformers/all-MiniLM-L6-v2``) or a local
+folder. :func:`resolve_model` looks, in order, for: an existing folder of that name; a local copy
+in ``$COLDSTART_MODELS_DIR`` (default ``<root>/models``) named after the id's last part
+(``all-MiniLM-L6-v2``) or the whole id with ``/`` replaced by ``--``; and otherwise returns the Hub
+id for transformers to download and cache. Offline (``HF_HUB_OFFLINE=1``) with nothing local, or
+a folder that does not exist, raises :class:`ModelUnavailable` with the fix in one line.
+
+Sentence vectors
+----------------
+:func:`encode` runs texts through the encoder and *mean-pools* the last hidden states over the
+real (non-padding) tokens, then L2-normalises: the pooling all-MiniLM-L6-v2 was trained with, so
+cosine similarity of two vectors is a dot product. Texts are sorted by length and batched so each
+batch is padded only to its own longest text (dynamic padding), which is several times faster than
+padding everything to ``max_len``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .config import DEFAULT_MODEL, project_root
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be found locally and cannot be downloaded."""
+
+
+def models_dir() -> Path:
+    """Folder of local model copies: ``$COLDSTART_MODELS_DIR`` or ``<root>/models``."""
+    return Path(os.environ.get("COLDSTART_MODELS_DIR") or project_root() / "models").expanduser()
+
+
+def resolve_model(name: Optional[str] = None) -> str:
+    """Return a loadable model path or Hub id for ``name`` (see the module docstring)."""
+    name = name or os.environ.get("COLDSTART_MODEL") or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
+        raise ModelUnavailable(
+            f"Model folder {name!r} does not exist: check the path, or pass a Hub id such as {DEFAULT_MODEL!r}"
+        )
+    local = models_dir()
+    for cand in (local / name.split("/")[-1], local / name.replace("/", "--")):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            if isinstance(try_to_load_from_cache(name, "config.json"), str):
+                return name
+        except Exception:  # pragma: no cover - hub library layout changes
+            pass
+        raise ModelUnavailable(
+            f"Model {name!r} is not available offline: put a copy in {local}/{name.split('/')[-1]} "
+            "(run `make fetch` while online) or set COLDSTART_MODELS_DIR to a folder holding it"
+        )
+    return name
+
+
+def load_encoder(name: Optional[str] = None):
+    """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`)."""
+    from transformers import AutoTokenizer, TFAutoModel
+
+    where = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = TFAutoModel.from_pretrained(where)
+    except OSError as err:
+        raise ModelUnavailable(
+            f"Could not load model {where!r} ({str(err).splitlines()[0][:120]}): check the name, your "
+            f"network, or put a local copy in {models_dir()} and set COLDSTART_MODELS_DIR"
+        ) from err
+    return tokenizer, model
+
+
+def mean_pool(hidden, mask):
+    """Average token vectors over the real tokens: ``sum(h * m) / sum(m)`` (TensorFlow)."""
+    import tensorflow as tf
+
+    mask = tf.cast(mask, hidden.dtype)[:, :, None]
+    return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list:
+    """Index batches of texts sorted by length (longest first), so each batch pads little."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def encode(
+    texts: Sequence[str],
+    tokenizer,
+    model,
+    max_len: int = 32,
+    batch_size: int = 128,
+    normalize: bool = True,
+    progress: Optional[bool] = None,
+    desc: str = "encoding",
+) -> np.ndarray:
+    """Mean-pooled (and L2-normalised) sentence vectors of ``texts``, shape ``(len(texts), hidden)``.
+
+    Empty texts are encoded as ``[CLS] [SEP]``; texts longer than ``max_len`` tokens are truncated.
+    """
+    import tensorflow as tf
+
+    from .progress import progress_bar
+
+    texts = ["" if t is None else str(t) for t in texts]
+    if not texts:
+        return np.zeros((0, model.config.hidden_size), dtype=np.float32)
+    enc = tokenizer(texts, max_length=max_len, truncation=True, padding=False)
+    ids, lengths = enc["input_ids"], [len(x) for x in enc["input_ids"]]
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+
+    @tf.function(reduce_retracing=True)
+    def _forward(input_ids, attention_mask):
+        hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    for idx in progress_bar(length_batches(lengths, batch_size), desc=desc, enabled=progress):
+        width = max(lengths[i] for i in idx)
+        batch = np.zeros((len(idx), width), dtype=np.int32)
+        mask = np.zeros_like(batch)
+        for row, i in enumerate(idx):
+            batch[row, : lengths[i]] = ids[i]
+            mask[row, : lengths[i]] = 1
+        out[idx] = _forward(tf.constant(batch), tf.constant(mask)).numpy()
+    if normalize:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out

@@ -1,0 +1,339 @@
+"""The cold-start protocol: the course's one yardstick.
+
+A shop's *new* customers are the hard case: when they arrive we have seen one to five of their
+clicks and nothing else. The protocol turns the cleaned UCI table into exactly that situation.
+
+Construction (:func:`make_split`)
+---------------------------------
+* **Time split** at a cutoff ``T`` (default ``2011-09-01``). Training data is every row with
+  ``date < T``. Only rows with ``date < end`` exist at all (``end`` defaults to the end of the data;
+  the validation split sets it to the test cutoff, so validation never sees test-period rows).
+* **Catalog**: every item sold before ``end``, with its text. Items first sold at or after ``T``
+  are *cold items*: they have text but no purchases in the training data.
+* **New users**: customers whose first invoice is at or after ``T``. For each ``k`` in ``ks``
+  (default 1, 3, 5) the *context* is the first ``k`` distinct items of their first invoice, in the
+  invoice's line order, and the *targets* are all other distinct items they bought in ``[T, end)``.
+  A user whose first invoice has fewer than ``k`` distinct items, or who has no target left, is
+  skipped at that ``k``.
+* **Segments**: ``k=1``, ``k=3``, ``k=5`` (new users); ``cold-items`` (new users at ``k=1`` with
+  targets restricted to cold items; users without a cold target skipped); ``warm`` (customers seen
+  before ``T`` who buy again in ``[T, end)``: context = the first ``k=3`` distinct items of their
+  first invoice at or after ``T``, targets as for new users; reported, not the focus).
+* **Ranking**: every catalog item is a candidate, cold items included; only the context items are
+  excluded from a user's ranking.
+* **Validation** (:func:`make_validation_split`): the same construction with ``T = 2011-07-01`` and
+  ``end = 2011-09-01``, so model choices never look at test users or test-period rows.
+
+Everything is deterministic: the same input gives the same split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+TEST_CUTOFF = "2011-09-01"
+VALID_CUTOFF = "2011-07-01"
+KS = (1, 3, 5)
+WARM_K = 3
+COLD_K = 1
+SEGMENTS = ("k=1", "k=3", "k=5", "cold-items", "warm")
+
+
+@dataclasses.dataclass
+class Segment:
+    """The evaluation cases of one segment, in index form, ready for scoring.
+
+    Attributes
+    ----------
+    name: segment name (``k=1`` ... ``warm``).
+    users: customer ids, one per case.
+    context: list of int arrays, the context items of each case as catalog positions, in click order.
+    targets: CSR matrix (cases x items), 1 where the item is a target.
+    country: the customer's country, per case.
+    date: the date of the case's first (context) invoice.
+    """
+
+    name: str
+    users: np.ndarray
+    context: list
+    targets: sp.csr_matrix
+    country: np.ndarray
+    date: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def exclude(self, n_items: int) -> sp.csr_matrix:
+        """CSR mask (cases x items) of the context items, which must not be recommended."""
+        rows = np.repeat(np.arange(len(self.context)), [len(c) for c in self.context])
+        cols = np.concatenate(self.context) if self.context else np.zeros(0, dtype=np.int64)
+        return sp.csr_matrix((np.ones(len(cols), dtype=bool), (rows, cols)), shape=(len(self.context), n_items))
+
+    def sample(self, n: Optional[int], seed: int = 0) -> "Segment":
+        """A deterministic random subset of ``n`` cases (all of them if ``n`` is None or larger)."""
+        if n is None or n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return Segment(
+            name=self.name,
+            users=self.users[keep],
+            context=[self.context[i] for i in keep],
+            targets=self.targets[keep],
+            country=self.country[keep],
+            date=self.date[keep],
+        )
+
+
+@dataclasses.dataclass
+class ColdStartSplit:
+    """A protocol split: training rows, catalog and evaluation cases.
+
+    Attributes
+    ----------
+    cutoff, end: the time window; training rows have ``date < cutoff``, cases use ``[cutoff, end)``.
+    train: cleaned rows before the cutoff (the only rows a model may learn from).
+    catalog: one row per item sold before ``end``, indexed by item code, in a fixed order; columns
+        ``text``, ``first_sold``, ``median_price`` and ``cold`` (first sold at or after the cutoff),
+        plus training statistics ``train_customers`` and ``train_invoices`` (0 for cold items).
+    cases: tidy table of all cases: ``segment, user, country, date, context, targets``
+        (item codes as lists).
+    """
+
+    cutoff: pd.Timestamp
+    end: pd.Timestamp
+    train: pd.DataFrame
+    catalog: pd.DataFrame
+    cases: pd.DataFrame
+
+    def __post_init__(self):
+        self.item_ids = self.catalog.index.to_numpy()
+        self._pos = {item: i for i, item in enumerate(self.item_ids)}
+        self._segments = {}
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def positions(self, items: Iterable[str]) -> np.ndarray:
+        """Catalog positions of item codes; unknown codes are dropped (never an error)."""
+        pos = self._pos
+        return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
+
+    def texts(self, positions=None) -> list:
+        """Item texts, for all items or for the given catalog positions."""
+        text = self.catalog["text"].to_numpy()
+        return list(text if positions is None else text[np.asarray(positions, dtype=np.int64)])
+
+    def segment(self, name: str) -> Segment:
+        """The cases of one segment in index form (see :class:`Segment`); computed once."""
+        if name not in SEGMENTS:
+            raise ValueError(f"Unknown segment {name!r}; choose from {SEGMENTS}")
+        if name not in self._segments:
+            self._segments[name] = self._make_segment(name)
+        return self._segments[name]
+
+    def _make_segment(self, name: str) -> Segment:
+        rows = self.cases[self.cases["segment"] == name]
+        context = [self.positions(c) for c in rows["context"]]
+        tgt = [self.positions(t) for t in rows["targets"]]
+        r = np.repeat(np.arange(len(tgt)), [len(t) for t in tgt])
+        c = np.concatenate(tgt) if tgt else np.zeros(0, dtype=np.int64)
+        targets = sp.csr_matrix((np.ones(len(c), dtype=np.float32), (r, c)), shape=(len(tgt), self.n_items))
+        return Segment(
+            name=name,
+            users=rows["user"].to_numpy(),
+            context=context,
+            targets=targets,
+            country=rows["country"].to_numpy(),
+            date=rows["date"].to_numpy(),
+        )
+
+    def counts(self) -> pd.DataFrame:
+        """A small table of the split's sizes: training rows, customers, items, cold items, cases."""
+        seg = self.cases.groupby("segment", sort=False).size()
+        rows = {
+            "training rows": len(self.train),
+            "training customers": self.train["customer"].nunique(),
+            "catalog items": self.n_items,
+            "cold items": int(self.catalog["cold"].sum()),
+            "new users": int(self.cases.loc[self.cases["segment"].str.startswith("k="), "user"].nunique()),
+        }
+        for name in SEGMENTS:
+            rows[f"cases {name}"] = int(seg.get(name, 0))
+        return pd.DataFrame({"count": rows})
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, folder) -> Path:
+        """Write the split to ``folder`` (parquet + json), atomically: all files or none."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+        try:
+            self.train.to_parquet(tmp / "train.parquet", index=False)
+            self.catalog.to_parquet(tmp / "catalog.parquet")
+            self.cases.to_parquet(tmp / "cases.parquet", index=False)
+            meta = {"cutoff": str(self.cutoff), "end": str(self.end)}
+            (tmp / "split.json").write_text(json.dumps(meta, indent=1))
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "ColdStartSplit":
+        """Read a split written by :meth:`save`."""
+        folder = Path(folder)
+        meta = json.loads((folder / "split.json").read_text())
+        cases = pd.read_parquet(folder / "cases.parquet")
+        for col in ("context", "targets"):
+            cases[col] = cases[col].map(list)
+        return cls(
+            cutoff=pd.Timestamp(meta["cutoff"]),
+            end=pd.Timestamp(meta["end"]),
+            train=pd.read_parquet(folder / "train.parquet"),
+            catalog=pd.read_parquet(folder / "catalog.parquet"),
+            cases=cases,
+        )
+
+
+def _first_invoice_items(rows: pd.DataFrame) -> pd.DataFrame:
+    """For each customer, the distinct items of their first invoice in line order.
+
+    ``rows`` must be sorted by (date, invoice, line). Returns columns customer, invoice, date,
+    country, item, pos (0-based click order of the distinct item within the invoice).
+    """
+    first_inv = rows.groupby("customer", sort=False)["invoice"].first()
+    first = rows[rows["invoice"].to_numpy() == first_inv.reindex(rows["customer"]).to_numpy()]
+    first = first.drop_duplicates(["customer", "item"], keep="first").copy()
+    first["pos"] = first.groupby("customer").cumcount()
+    return first[["customer", "invoice", "date", "country", "item", "pos"]]
+
+
+def build_cases(
+    window: pd.DataFrame,
+    users: Sequence,
+    ks: Sequence[int],
+    segment_names: Optional[dict] = None,
+    target_items: Optional[set] = None,
+) -> pd.DataFrame:
+    """Build evaluation (or training) cases from the rows of a time window.
+
+    For each customer in ``users`` and each ``k``: the context is the first ``k`` distinct items
+    of the customer's first invoice in ``window`` (line order); the targets are all other distinct
+    items the customer bought in ``window`` (optionally only those in ``target_items``). Customers
+    with fewer than ``k`` distinct items in that invoice, or no target left, are skipped.
+
+    Returns a tidy table with columns ``segment, k, user, country, date, context, targets``.
+    ``segment_names`` maps k to the segment name (default ``"k=<k>"``).
+    """
+    rows = window[window["customer"].isin(pd.Index(users))]
+    rows = rows.sort_values(["date", "invoice", "line"], kind="stable")
+    first = _first_invoice_items(rows)
+    bought = rows.groupby("customer", sort=False)["item"].agg(lambda s: list(dict.fromkeys(s)))
+    out = []
+    for k in ks:
+        ctx = first[first["pos"] < k]
+        sizes = ctx.groupby("customer", sort=False)["item"].size()
+        full = sizes[sizes == k].index
+        ctx = ctx[ctx["customer"].isin(full)]
+        meta = ctx.groupby("customer", sort=False).agg(
+            country=("country", "first"), date=("date", "first"), context=("item", list)
+        )
+        targets = []
+        for cust, context in zip(meta.index, meta["context"]):
+            seen = set(context)
+            tg = [i for i in bought[cust] if i not in seen]
+            if target_items is not None:
+                tg = [i for i in tg if i in target_items]
+            targets.append(tg)
+        meta["targets"] = targets
+        meta = meta[meta["targets"].map(len) > 0]
+        name = (segment_names or {}).get(k, f"k={k}")
+        meta = meta.reset_index().rename(columns={"customer": "user"})
+        meta.insert(0, "k", k)
+        meta.insert(0, "segment", name)
+        out.append(meta)
+    cols = ["segment", "k", "user", "country", "date", "context", "targets"]
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+def _catalog(universe: pd.DataFrame, train: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    from .data import build_catalog
+
+    cat = build_catalog(universe)
+    cat["cold"] = cat["first_sold"] >= cutoff
+    cat["train_customers"] = train.groupby("item")["customer"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
+    cat["train_invoices"] = train.groupby("item")["invoice"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
+    return cat
+
+
+def make_split(
+    clean: pd.DataFrame,
+    cutoff=TEST_CUTOFF,
+    end=None,
+    ks: Sequence[int] = KS,
+    warm_k: int = WARM_K,
+    cold_k: int = COLD_K,
+) -> ColdStartSplit:
+    """Build the cold-start split of a cleaned table (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    clean: the cleaned table from :func:`coldstart.data.clean` (columns invoice, item, description,
+        quantity, date, price, customer, country, line).
+    cutoff: the time ``T``: training rows are those before it, new users are first seen at or after it.
+    end: rows at or after ``end`` are ignored entirely (default: keep everything).
+    ks: context sizes of the new-user segments.
+
+    Raises ``ValueError`` if the cutoff leaves no training rows or no rows after it.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    universe = clean if end is None else clean[clean["date"] < pd.Timestamp(end)]
+    end = pd.Timestamp(end) if end is not None else universe["date"].max() + pd.Timedelta(seconds=1)
+    if universe.empty:
+        raise ValueError("The table is empty: nothing to split")
+    lo, hi = universe["date"].min(), universe["date"].max()
+    if not (lo < cutoff <= hi):
+        raise ValueError(
+            f"Cutoff {cutoff.date()} is outside the data's range ({lo.date()} to {hi.date()}): "
+            "choose a date with purchases on both sides"
+        )
+    if not cutoff < end:
+        raise ValueError(f"Cutoff {cutoff.date()} must be before end {end.date()}")
+    train = universe[universe["date"] < cutoff].reset_index(drop=True)
+    window = universe[universe["date"] >= cutoff]
+    catalog = _catalog(universe, train, cutoff)
+
+    seen = pd.Index(train["customer"].unique())
+    window_users = pd.Index(window["customer"].unique())
+    new_users = window_users.difference(seen)
+    warm_users = window_users.intersection(seen)
+    cold_items = set(catalog.index[catalog["cold"]])
+
+    parts = [
+        build_cases(window, new_users, ks),
+        build_cases(window, new_users, [cold_k], {cold_k: "cold-items"}, target_items=cold_items),
+        build_cases(window, warm_users, [warm_k], {warm_k: "warm"}),
+    ]
+    cases = pd.concat(parts, ignore_index=True)
+    return ColdStartSplit(cutoff=cutoff, end=end, train=train, catalog=catalog, cases=cases)
+
+
+def make_validation_split(clean: pd.DataFrame, **kwargs) -> ColdStartSplit:
+    """The validation split: cutoff 2011-07-01, rows only before the test cutoff 2011-09-01."""
+    return make_split(clean, cutoff=VALID_CUTOFF, end=TEST_CUTOFF, **kwargs)
