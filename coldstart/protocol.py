@@ -337,3 +337,55 @@ def make_split(
 def make_validation_split(clean: pd.DataFrame, **kwargs) -> ColdStartSplit:
     """The validation split: cutoff 2011-07-01, rows only before the test cutoff 2011-09-01."""
     return make_split(clean, cutoff=VALID_CUTOFF, end=TEST_CUTOFF, **kwargs)
+
+
+# -- the splits the notebooks share ----------------------------------------------------------------
+PROTOCOL_VERSION = 1  # bump when the rules above change: saved splits are then rebuilt
+
+
+def _source_stamp() -> dict:
+    """Identify the data a saved split came from (the configured file, or the download cache)."""
+    from .config import data_dir
+
+    path = Path(os.environ.get("COLDSTART_DATA_FILE") or data_dir() / "online_retail.parquet")
+    stat = path.stat() if path.exists() else None
+    return {"protocol": PROTOCOL_VERSION, "source": str(path.resolve()) if stat else str(path),
+            "size": stat.st_size if stat else None}
+
+
+def default_folder(name: str) -> Path:
+    """Where the shared split ``name`` (``test`` or ``validation``) lives: ``data/processed/<name>``."""
+    from .config import data_dir
+
+    return data_dir() / "processed" / name
+
+
+def save_default(split: ColdStartSplit, name: str) -> Path:
+    """Save a split where :func:`load_or_make` finds it, stamped with the data source and protocol version."""
+    folder = split.save(default_folder(name))
+    meta = json.loads((folder / "split.json").read_text())
+    meta.update(_source_stamp())
+    (folder / "split.json").write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbose: bool = True) -> ColdStartSplit:
+    """The shared ``test`` or ``validation`` split: read from ``data/processed/`` when it was saved
+    from the same data with the same protocol version, otherwise rebuilt (and saved)."""
+    if name not in ("test", "validation"):
+        raise ValueError("name must be 'test' or 'validation'")
+    folder = default_folder(name)
+    meta_file = folder / "split.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        if all(meta.get(k) == v for k, v in _source_stamp().items()):
+            return ColdStartSplit.load(folder)
+    if clean is None:
+        from .data import load_clean
+
+        clean, _ = load_clean(verbose=False)
+    split = make_split(clean) if name == "test" else make_validation_split(clean)
+    save_default(split, name)
+    if verbose:
+        print(f"built the {name} split and saved it to {folder}")
+    return split

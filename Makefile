@@ -1,0 +1,46 @@
+# The course in two commands:
+#   make course   set up .venv, then run every notebook headless in the profile that fits the machine
+#   make test     set up .venv, then run the unit tests and execute every notebook (smoke profile) under nbval
+# Other targets: make setup | lab | reference | fetch | benchmark | clean
+# Variables: PROFILE=smoke|cpu|gpu (default: from the hardware), PYTHON=python3.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+export TF_USE_LEGACY_KERAS = 1
+export COLDSTART_QUIET_PROGRESS ?= 1
+
+.PHONY: setup course test lab reference fetch benchmark clean
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+	@echo "Environment ready in $(VENV)"
+
+setup: $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m coldstart.course $(if $(PROFILE),--profile $(PROFILE),)
+
+test: $(STAMP)
+	COLDSTART_PROFILE=smoke $(PY) -m pytest tests --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+# Regenerate the committed outputs: run the course in the cpu profile and copy the executed
+# notebooks over notebooks/ and the leaderboard to results/leaderboard.csv.
+reference: $(STAMP)
+	$(PY) -m coldstart.course --profile cpu --reference
+
+# Offline workshop: fetch the data file and the profile's models into data/ and models/.
+fetch: $(STAMP)
+	$(PY) -m coldstart.fetch $(if $(PROFILE),--profile $(PROFILE),)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,85 @@
+"""Fetch everything a class needs ahead of time: ``python -m coldstart.fetch [--profile P]``.
+
+For an offline workshop, run this once while online (``make fetch``). It
+
+* downloads the official UCI zip (sha256-verified) and caches the table as
+  ``data/online_retail.parquet``, unless a local file is configured (``COLDSTART_DATA_FILE``);
+* copies the profile's encoder(s) from the Hugging Face Hub into ``models/<name>/`` (or
+  ``$COLDSTART_MODELS_DIR``), where :func:`coldstart.encoders.resolve_model` finds them.
+
+Afterwards the whole course runs with the network off (``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import DEFAULT_MODEL, get_profile
+from .encoders import ModelUnavailable, models_dir, resolve_model
+
+# Files an encoder needs (weights in either framework's format, tokenizer, config).
+MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+               "model.safetensors", "tf_model.h5", "*.txt", "1_Pooling/*", "modules.json", "sentence_bert_config.json"]
+
+
+def fetch_data(progress: bool = True) -> str:
+    """Make sure the table is available locally; returns where it is."""
+    import os
+
+    from .data import load_raw
+
+    local = os.environ.get("COLDSTART_DATA_FILE")
+    df = load_raw(progress=progress)
+    where = local or "data/online_retail.parquet"
+    print(f"data: {len(df):,} rows available ({where})")
+    return where
+
+
+def fetch_model(name: str) -> Path:
+    """Copy a Hub model into the local models folder (atomically); returns the folder."""
+    try:
+        found = resolve_model(name)
+    except ModelUnavailable:
+        found = name
+    if Path(found).is_dir():
+        print(f"model {name}: already local ({found})")
+        return Path(found)
+    from huggingface_hub import snapshot_download
+
+    target = models_dir() / name.split("/")[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
+        if not (tmp / "config.json").is_file():
+            raise ModelUnavailable(f"Model {name!r} has no config.json on the Hub: is the name right?")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"model {name}: copied to {target}")
+    return target
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Fetch the data and models for offline use.")
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--models", nargs="*", default=None, help="model names (default: the profile's)")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    fetch_data()
+    names = args.models or sorted({profile.model_name, DEFAULT_MODEL})
+    for name in names:
+        fetch_model(name)
+    print("Ready for offline use: set HF_HUB_OFFLINE=1 and run the course.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Figures the notebooks share. Each function draws on a new (or given) matplotlib axes and returns it."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _axes(ax=None, figsize=(6, 3.5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def long_tail(clean: pd.DataFrame, ax=None):
+    """Item popularity (distinct customers) against popularity rank, log-log: the long tail."""
+    ax = _axes(ax)
+    counts = np.sort(clean.groupby("item")["customer"].nunique().to_numpy())[::-1]
+    ax.loglog(np.arange(1, len(counts) + 1), counts)
+    top = counts[: len(counts) // 10].sum() / counts.sum()
+    ax.set(xlabel="item rank", ylabel="customers who bought it",
+           title=f"Long tail: top 10% of items take {top:.0%} of purchases")
+    return ax
+
+
+def customer_activity(clean: pd.DataFrame, ax=None):
+    """Histogram of invoices per customer (log x): most customers buy rarely."""
+    ax = _axes(ax)
+    inv = clean.groupby("customer")["invoice"].nunique()
+    bins = np.unique(np.round(np.logspace(0, np.log10(inv.max() + 1), 30)))
+    ax.hist(inv, bins=bins)
+    ax.set_xscale("log")
+    ax.set(xlabel="invoices per customer", ylabel="customers",
+           title=f"Median customer: {inv.median():.0f} invoices; {(inv == 1).mean():.0%} bought once")
+    return ax
+
+
+def newcomers_per_month(clean: pd.DataFrame, cutoff=None, ax=None):
+    """New customers (first invoice) and new items (first sale) per month, with the cutoff marked."""
+    ax = _axes(ax, figsize=(7, 3.5))
+    first_c = clean.groupby("customer")["date"].min().dt.to_period("M").value_counts().sort_index()
+    first_i = clean.groupby("item")["date"].min().dt.to_period("M").value_counts().sort_index()
+    months = first_c.index.union(first_i.index)
+    x = np.arange(len(months))
+    ax.bar(x - 0.2, first_c.reindex(months, fill_value=0), width=0.4, label="new customers")
+    ax.bar(x + 0.2, first_i.reindex(months, fill_value=0), width=0.4, label="new items")
+    ax.set_xticks(x, [m.strftime("%b\n%y") for m in months], fontsize=7)
+    if cutoff is not None:
+        pos = list(months).index(pd.Timestamp(cutoff).to_period("M")) - 0.5
+        ax.axvline(pos, color="k", ls="--")
+        ax.text(pos + 0.1, ax.get_ylim()[1] * 0.9, "cutoff T", fontsize=8)
+    ax.set(ylabel="count", title="Newcomers per month (Dec 2010: everyone is new)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def protocol_timeline(test_split, valid_split=None, ax=None):
+    """The protocol drawn on a time line: training windows, cutoffs, evaluation windows."""
+    import matplotlib.dates as mdates
+
+    ax = _axes(ax, figsize=(8, 2.4))
+    rows = [("test", test_split)] + ([("validation", valid_split)] if valid_split is not None else [])
+    start = test_split.train["date"].min()
+    for y, (label, s) in enumerate(rows):
+        ax.barh(y, s.cutoff - start, left=start, color="tab:blue", alpha=0.6)
+        ax.barh(y, s.end - s.cutoff, left=s.cutoff, color="tab:orange", alpha=0.8)
+        seg = s.cases[s.cases["segment"] == "k=1"]
+        ax.text(s.cutoff, y + 0.32, f" {label}: train < {s.cutoff.date()} | {len(seg)} new users", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_ylim(-0.5, len(rows) - 0.1)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %y"))
+    ax.set_title("Blue: training rows. Orange: new users' context and targets.", fontsize=9)
+    return ax
+
+
+def metric_by_k(board: pd.DataFrame, metric: str = "ndcg@10", ax=None, segments=("k=1", "k=3", "k=5")):
+    """One line per method: ``metric`` against the number of context items, with 95% intervals."""
+    ax = _axes(ax)
+    t = board[(board["metric"] == metric) & board["segment"].isin(segments)]
+    for method, g in t.groupby("method", sort=False):
+        g = g.set_index("segment").reindex(list(segments))
+        ks = [int(s.split("=")[1]) for s in segments]
+        err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
+        ax.errorbar(ks, g["value"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=method)
+    ax.set(xlabel="context items k", ylabel=metric, xticks=[int(s.split("=")[1]) for s in segments],
+           title=f"{metric} of new users by k")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return ax
+
+
+def metric_bars(board: pd.DataFrame, metric: str, segment: str, ax=None):
+    """Horizontal bars of one metric in one segment, per method, with 95% intervals."""
+    ax = _axes(ax)
+    t = board[(board["metric"] == metric) & (board["segment"] == segment)].sort_values("value")
+    err = np.vstack([t["value"] - t["ci_low"], t["ci_high"] - t["value"]])
+    ax.barh(t["method"], t["value"], xerr=np.nan_to_num(err), capsize=3)
+    ax.set(xlabel=metric, title=f"{metric}, segment {segment}")
+    return ax
+
+
+def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = 10, ax=None):
+    """Calibration curve: mean predicted probability against observed frequency per bin."""
+    ax = _axes(ax, figsize=(4, 4))
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(probs, edges) - 1, 0, bins - 1)
+    mean_p = np.array([probs[which == b].mean() if (which == b).any() else np.nan for b in range(bins)])
+    freq = np.array([labels[which == b].mean() if (which == b).any() else np.nan for b in range(bins)])
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    ax.plot(mean_p, freq, "o-", label="model")
+    ax.set(xlabel="predicted probability", ylabel="observed frequency", title="Calibration")
+    ax.legend()
+    return ax
+
+
+def side_by_side(split, segment, recommendations: dict, rows: Sequence[int], n: int = 5) -> pd.DataFrame:
+    """A table of a few cases: context item texts beside each method's top-``n`` item texts.
+
+    ``recommendations`` maps method name -> (n_cases, >=n) array of catalog positions; hits (items
+    the user really bought later) are marked with a check mark.
+    """
+    texts = np.asarray(split.texts())
+    out = []
+    for r in rows:
+        tg = set(segment.targets[r].indices)
+        rec = {"user": int(segment.users[r]), "context": " | ".join(texts[segment.context[r]])}
+        for name, top in recommendations.items():
+            rec[name] = "\n".join(("✓ " if i in tg else "  ") + texts[i] for i in top[r, :n] if i >= 0)
+        out.append(rec)
+    return pd.DataFrame(out).set_index("user")
