@@ -30,6 +30,7 @@ if _tf_was_imported_without_legacy and _os.environ.get("COLDSTART_SKIP_VERSION_C
     )
 check_versions()
 
+from ._tf import import_tensorflow  # noqa: E402
 from .config import Profile, get_profile, project_root, runs_dir, set_seed  # noqa: E402
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "Profile",
     "check_versions",
     "get_profile",
+    "import_tensorflow",
     "project_root",
     "runs_dir",
     "set_seed",

@@ -15,7 +15,7 @@ nothing loops over items.
 * :class:`TextSimilarity` -- content-based: cosine between the mean of the context items' text vectors
   and every item's text vector. Works for cold items, since an item needs only its text. The vectors
   are TF-IDF (:func:`tfidf_vectors`) or a pretrained LM's mean-pooled embeddings (zero-shot).
-* :class:`Hybrid` -- a weighted sum of item-kNN and text similarity, each scaled to [0, 1] per user.
+* :class:`Hybrid` -- item-kNN plus a weighted text similarity.
 
 ID-based methods break ties (e.g. items with no co-purchase) by global popularity, scaled small
 enough never to override a real similarity.
@@ -102,7 +102,7 @@ class ItemKNN:
     """Item-to-item collaborative filtering on co-purchases within training baskets.
 
     sim(i, j) = cosine of the items' invoice vectors, sim(i, i) = 0; only the ``neighbours`` largest
-    similarities of each item are kept. score(j | context) = sum over context items c of sim(c, j).
+    similarities of each item are kept. score(j | context) = mean over context items c of sim(c, j).
     """
 
     name = "item-knn"
@@ -121,7 +121,7 @@ class ItemKNN:
         self.n_items = split.n_items
 
     def score(self, batch: Batch) -> np.ndarray:
-        ctx = batch.context_matrix(self.n_items)
+        ctx = batch.context_matrix(self.n_items, weights="mean")
         return np.asarray(ctx @ self.sim) + self.tie
 
 
@@ -167,18 +167,18 @@ def minmax_rows(scores: np.ndarray) -> np.ndarray:
 
 
 class Hybrid:
-    """``weight * minmax(first) + (1 - weight) * minmax(second)`` per user.
+    """``first + weight * second``: a weighted sum of two recommenders' scores.
 
-    The course combines item-kNN (strong on warm items) with text similarity (the only signal for
-    cold items); ``weight`` is chosen on the validation split.
+    The course adds text similarity (cosine, in [0, 1]) to item-kNN (mean cosine of co-purchase
+    vectors, in [0, 1]): where item-kNN knows an item the two signals add up; where it knows nothing
+    (cold items, items never bought with the context) text similarity alone decides the order.
+    ``-inf`` ("nothing to say") counts as 0. ``weight`` is chosen on the validation split.
     """
 
-    def __init__(self, first, second, weight: float = 0.5, name: str = "hybrid"):
+    def __init__(self, first, second, weight: float = 0.2, name: str = "hybrid"):
         self.first, self.second, self.weight, self.name = first, second, weight, name
 
     def score(self, batch: Batch) -> np.ndarray:
-        a = minmax_rows(self.first.score(batch))
-        b = minmax_rows(self.second.score(batch))
-        a = np.where(np.isfinite(a), a, 0.0)
-        b = np.where(np.isfinite(b), b, 0.0)
-        return (self.weight * a + (1.0 - self.weight) * b).astype(np.float32)
+        a = np.nan_to_num(self.first.score(batch), neginf=0.0)
+        b = np.nan_to_num(self.second.score(batch), neginf=0.0)
+        return (a + self.weight * b).astype(np.float32)

@@ -101,8 +101,9 @@ def _has_accelerator() -> bool:
     if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
         return True
     try:
-        import tensorflow as tf  # noqa: WPS433 (lazy: importing TF costs seconds)
+        from ._tf import import_tensorflow
 
+        tf = import_tensorflow()  # lazy: importing TF costs seconds
         return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     except Exception:  # pragma: no cover - TF missing or broken: the version check reports it
         return False
@@ -175,7 +176,9 @@ def set_seed(seed: int = 42, deterministic: bool = True) -> None:
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     try:
-        import tensorflow as tf
+        from ._tf import import_tensorflow
+
+        tf = import_tensorflow()
     except ImportError:  # pragma: no cover
         return
     tf.keras.utils.set_random_seed(seed)

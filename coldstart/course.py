@@ -81,7 +81,8 @@ def main(argv=None) -> int:
         if len(main_rows):
             wide = main_rows.pivot_table(index=["method", "kind"], columns="segment", values="value")
             print("\nLeaderboard (NDCG@10 by segment), profile", profile.name)
-            print(wide.sort_values(wide.columns[0], ascending=False).round(4).to_string())
+            key = "k=1" if "k=1" in wide.columns else wide.columns[0]
+            print(wide.sort_values(key, ascending=False).round(4).to_string())
         print(f"\nFull leaderboard: {board}")
     print("Time per notebook (min): " + ", ".join(f"{k[:2]}={v / 60:.1f}" for k, v in timings.items()))
 

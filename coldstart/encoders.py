@@ -69,6 +69,10 @@ def resolve_model(name: Optional[str] = None) -> str:
 
 def load_encoder(name: Optional[str] = None):
     """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`)."""
+    from ._tf import import_tensorflow, quiet_transformers
+
+    import_tensorflow()
+    quiet_transformers()
     from transformers import AutoTokenizer, TFAutoModel
 
     where = resolve_model(name)

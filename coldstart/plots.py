@@ -69,7 +69,8 @@ def protocol_timeline(test_split, valid_split=None, ax=None):
         ax.barh(y, s.cutoff - start, left=start, color="tab:blue", alpha=0.6)
         ax.barh(y, s.end - s.cutoff, left=s.cutoff, color="tab:orange", alpha=0.8)
         seg = s.cases[s.cases["segment"] == "k=1"]
-        ax.text(s.cutoff, y + 0.32, f" {label}: train < {s.cutoff.date()} | {len(seg)} new users", fontsize=8)
+        ax.text(s.cutoff, y, f"train < {s.cutoff.date()}  ", ha="right", va="center", fontsize=8)
+        ax.text(s.cutoff, y, f" {len(seg)} new users", ha="left", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.set_ylim(-0.5, len(rows) - 0.1)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %y"))

@@ -181,7 +181,7 @@ class ColdStartSplit:
         try:
             self.train.to_parquet(tmp / "train.parquet", index=False)
             self.catalog.to_parquet(tmp / "catalog.parquet")
-            self.cases.to_parquet(tmp / "cases.parquet", index=False)
+            _write_cases(self.cases, tmp / "cases.parquet")
             meta = {"cutoff": str(self.cutoff), "end": str(self.end)}
             (tmp / "split.json").write_text(json.dumps(meta, indent=1))
             if folder.exists():
@@ -199,7 +199,7 @@ class ColdStartSplit:
         meta = json.loads((folder / "split.json").read_text())
         cases = pd.read_parquet(folder / "cases.parquet")
         for col in ("context", "targets"):
-            cases[col] = cases[col].map(list)
+            cases[col] = [list(map(str, items)) for items in cases[col]]
         return cls(
             cutoff=pd.Timestamp(meta["cutoff"]),
             end=pd.Timestamp(meta["end"]),
@@ -207,6 +207,21 @@ class ColdStartSplit:
             catalog=pd.read_parquet(folder / "catalog.parquet"),
             cases=cases,
         )
+
+
+def _write_cases(cases: pd.DataFrame, path: Path) -> None:
+    """Write the cases table; list columns go through pyarrow without pandas' dtype metadata,
+    which pandas cannot read back for lists of strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = cases.copy()
+    for col in ("context", "targets"):
+        plain[col] = [[str(i) for i in items] for items in plain[col]]
+    for col in ("segment", "country"):
+        plain[col] = plain[col].astype(str)
+    table = pa.Table.from_pandas(plain, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(table, path)
 
 
 def _first_invoice_items(rows: pd.DataFrame) -> pd.DataFrame:
@@ -379,7 +394,11 @@ def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbo
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if all(meta.get(k) == v for k, v in _source_stamp().items()):
-            return ColdStartSplit.load(folder)
+            try:
+                return ColdStartSplit.load(folder)
+            except Exception as err:  # unreadable (other library versions, a damaged file): rebuild
+                if verbose:
+                    print(f"could not read the saved {name} split ({type(err).__name__}); rebuilding it")
     if clean is None:
         from .data import load_clean
 
