@@ -147,6 +147,14 @@ def project_root() -> Path:
     return here
 
 
+def shown(path) -> str:
+    """A path as the notebooks print it: relative to the project root (so outputs hold no machine paths)."""
+    try:
+        return os.path.relpath(Path(path).resolve(), project_root())
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
 def data_dir() -> Path:
     """Where downloads and caches go: ``$COLDSTART_DATA_DIR`` or ``<root>/data`` (created)."""
     path = Path(os.environ.get("COLDSTART_DATA_DIR") or project_root() / "data").expanduser()

@@ -92,6 +92,9 @@ def main(argv=None) -> int:
         if board.exists():
             (root / "results").mkdir(exist_ok=True)
             shutil.copyfile(board, root / "results" / "leaderboard.csv")
+            runs_file = board.with_name("leaderboard.runs.json")
+            if runs_file.exists():
+                shutil.copyfile(runs_file, root / "results" / "leaderboard.runs.json")
         print("Reference outputs copied into notebooks/ and results/.")
     return 0
 

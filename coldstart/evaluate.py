@@ -259,9 +259,45 @@ def read_leaderboard(path: Union[str, Path]) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def update_leaderboard(rows: Union[pd.DataFrame, EvalResult], path: Union[str, Path]) -> pd.DataFrame:
+def run_info(model: Optional[str] = None, **extra) -> dict:
+    """What identifies a run: date, machine, library versions, model (recorded beside the results)."""
+    import datetime
+    import platform
+
+    from ._versions import installed_versions
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
+        "python": platform.python_version(),
+        "versions": {k: v for k, v in installed_versions(("tensorflow", "tf-keras", "transformers", "numpy", "pandas", "scikit-learn")).items()},
+    }
+    if model:
+        info["model"] = model
+    info.update(extra)
+    return info
+
+
+def _write_atomic(text: str, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        Path(tmp).write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_leaderboard(
+    rows: Union[pd.DataFrame, EvalResult], path: Union[str, Path], model: Optional[str] = None, **info
+) -> pd.DataFrame:
     """Write ``rows`` into the leaderboard at ``path``, replacing earlier rows of the same
-    (method, profile, protocol). The file is written atomically. Returns the whole leaderboard."""
+    (method, profile, protocol). The file is written atomically. Returns the whole leaderboard.
+
+    Beside it, ``<path stem>.runs.json`` records for every (method, profile, protocol) the run that
+    produced its rows: date, machine, library versions, ``model`` and any extra ``info``.
+    """
     new = rows.table if isinstance(rows, EvalResult) else rows
     missing = [c for c in LEADERBOARD_COLUMNS if c not in new.columns]
     if missing:
@@ -275,12 +311,13 @@ def update_leaderboard(rows: Union[pd.DataFrame, EvalResult], path: Union[str, P
         old = old[~np.array(drop, dtype=bool)]
     board = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        board.to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(board.to_csv(index=False, float_format="%.6g"), path)
+
+    import json
+
+    runs_file = path.with_name(path.stem + ".runs.json")
+    runs = json.loads(runs_file.read_text()) if runs_file.exists() else {}
+    for method, profile, protocol in new[["method", "profile", "protocol"]].drop_duplicates().to_numpy():
+        runs[f"{method} | {profile} | {protocol}"] = run_info(model=model, **info)
+    _write_atomic(json.dumps(runs, indent=1, sort_keys=True), runs_file)
     return board

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import DEFAULT_MODEL, get_profile
+from .config import DEFAULT_MODEL, get_profile, shown
 from .encoders import ModelUnavailable, models_dir, resolve_model
 
 # Files an encoder needs (weights in either framework's format, tokenizer, config).
@@ -34,7 +34,7 @@ def fetch_data(progress: bool = True) -> str:
 
     local = os.environ.get("COLDSTART_DATA_FILE")
     df = load_raw(progress=progress)
-    where = local or "data/online_retail.parquet"
+    where = shown(local) if local else "data/online_retail.parquet"
     print(f"data: {len(df):,} rows available ({where})")
     return where
 
@@ -46,7 +46,7 @@ def fetch_model(name: str) -> Path:
     except ModelUnavailable:
         found = name
     if Path(found).is_dir():
-        print(f"model {name}: already local ({found})")
+        print(f"model {name}: already local ({shown(found)})")
         return Path(found)
     from huggingface_hub import snapshot_download
 
@@ -63,7 +63,7 @@ def fetch_model(name: str) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"model {name}: copied to {target}")
+    print(f"model {name}: copied to {shown(target)}")
     return target
 
 

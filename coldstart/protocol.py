@@ -406,5 +406,7 @@ def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbo
     split = make_split(clean) if name == "test" else make_validation_split(clean)
     save_default(split, name)
     if verbose:
-        print(f"built the {name} split and saved it to {folder}")
+        from .config import shown
+
+        print(f"built the {name} split and saved it to {shown(folder)}")
     return split
