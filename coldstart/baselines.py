@@ -156,16 +156,6 @@ class TextSimilarity:
         return scores
 
 
-def minmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Scale each row to [0, 1] (a constant row becomes 0); ``-inf`` stays ``-inf``."""
-    finite = np.where(np.isfinite(scores), scores, np.nan)
-    lo = np.nanmin(finite, axis=1, keepdims=True)
-    hi = np.nanmax(finite, axis=1, keepdims=True)
-    lo, hi = np.nan_to_num(lo), np.nan_to_num(hi)
-    out = (scores - lo) / np.maximum(hi - lo, 1e-12)
-    return np.where(np.isfinite(scores), out, -np.inf).astype(np.float32)
-
-
 class Hybrid:
     """``first + weight * second``: a weighted sum of two recommenders' scores.
 

@@ -103,8 +103,9 @@ class ColdStartSplit:
     cutoff, end: the time window; training rows have ``date < cutoff``, cases use ``[cutoff, end)``.
     train: cleaned rows before the cutoff (the only rows a model may learn from).
     catalog: one row per item sold before ``end``, indexed by item code, in a fixed order; columns
-        ``text``, ``first_sold``, ``median_price`` and ``cold`` (first sold at or after the cutoff),
-        plus training statistics ``train_customers`` and ``train_invoices`` (0 for cold items).
+        ``text``, ``first_sold`` (launch date), ``median_price`` and ``cold`` (first sold at or after
+        the cutoff), plus training-only statistics ``train_customers`` and ``train_invoices`` (0 for
+        cold items). No column counts sales at or after the cutoff.
     cases: tidy table of all cases: ``segment, user, country, date, context, targets``
         (item codes as lists).
     """
@@ -116,6 +117,14 @@ class ColdStartSplit:
     cases: pd.DataFrame
 
     def __post_init__(self):
+        # One set of dtypes whether the split was just built or read back from parquet.
+        self.catalog.index = self.catalog.index.astype(str)
+        self.cases = self.cases.copy()
+        for col in ("segment", "country"):
+            self.cases[col] = self.cases[col].astype(str)
+        for col in ("context", "targets"):
+            self.cases[col] = pd.Series([[str(i) for i in items] for items in self.cases[col]],
+                                        index=self.cases.index, dtype=object)
         self.item_ids = self.catalog.index.to_numpy()
         self._pos = {item: i for i, item in enumerate(self.item_ids)}
         self._segments = {}
@@ -184,9 +193,19 @@ class ColdStartSplit:
             _write_cases(self.cases, tmp / "cases.parquet")
             meta = {"cutoff": str(self.cutoff), "end": str(self.end)}
             (tmp / "split.json").write_text(json.dumps(meta, indent=1))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
+            old = None
+            if folder.exists():  # keep the old split until the new one is in place
+                old = Path(tempfile.mkdtemp(prefix=folder.name + ".old-", dir=folder.parent))
+                os.rmdir(old)
+                os.rename(folder, old)
+            try:
+                os.replace(tmp, folder)
+            except BaseException:
+                if old is not None:
+                    os.rename(old, folder)
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -290,7 +309,10 @@ def build_cases(
 def _catalog(universe: pd.DataFrame, train: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     from .data import build_catalog
 
-    cat = build_catalog(universe)
+    # Only what a shop knows about a product at serving time: its text, launch date and price.
+    # Sales counts over the whole table would leak test-period popularity, so they are dropped and
+    # replaced by training-only counts.
+    cat = build_catalog(universe)[["text", "first_sold", "median_price"]]
     cat["cold"] = cat["first_sold"] >= cutoff
     cat["train_customers"] = train.groupby("item")["customer"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
     cat["train_invoices"] = train.groupby("item")["invoice"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
@@ -355,7 +377,7 @@ def make_validation_split(clean: pd.DataFrame, **kwargs) -> ColdStartSplit:
 
 
 # -- the splits the notebooks share ----------------------------------------------------------------
-PROTOCOL_VERSION = 1  # bump when the rules above change: saved splits are then rebuilt
+PROTOCOL_VERSION = 2  # bump when the rules above change: saved splits are then rebuilt
 
 
 def _source_stamp() -> dict:

@@ -3,6 +3,9 @@ ILD, paired comparison and the leaderboard file."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,8 +153,8 @@ def test_n_boot_zero_gives_nan_intervals(split):
 
 def test_batch_size_does_not_change_results(split):
     knn = ItemKNN(split)
-    a = evaluate(knn, split, segments=["k=3"], max_users=200, n_boot=0, batch_size=7)
-    b = evaluate(knn, split, segments=["k=3"], max_users=200, n_boot=0, batch_size=4096)
+    a = evaluate(knn, split, segments=["k=3"], max_users=150, n_boot=0, batch_size=16)
+    b = evaluate(knn, split, segments=["k=3"], max_users=150, n_boot=0, batch_size=4096)
     pd.testing.assert_frame_equal(a.table, b.table)
     assert np.array_equal(a.topk["k=3"], b.topk["k=3"])
 
@@ -266,6 +269,12 @@ def _rows(method, profile="cpu", protocol="coldstart", value=0.1, segments=("k=1
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 
 
+def _no_temp_files(folder) -> None:
+    """Only the leaderboard and its run record may be there: no temporary file left behind."""
+    names = sorted(p.name for p in folder.iterdir())
+    assert set(names) <= {"leaderboard.csv", "leaderboard.runs.json"}, names
+
+
 def test_update_leaderboard_replaces_same_method_profile_protocol(tmp_path):
     path = tmp_path / "board" / "leaderboard.csv"
     update_leaderboard(_rows("a", value=0.1), path)
@@ -276,6 +285,7 @@ def test_update_leaderboard_replaces_same_method_profile_protocol(tmp_path):
     on_disk = read_leaderboard(path)
     assert list(on_disk.columns) == LEADERBOARD_COLUMNS
     assert len(on_disk) == len(board) == 4 + 4 + 4 + 2
+    pd.testing.assert_frame_equal(on_disk.reset_index(drop=True), board.reset_index(drop=True), check_dtype=False)
     key = on_disk.groupby(["method", "profile", "protocol"])["value"].agg(lambda v: sorted(set(v)))
     assert key.to_dict() == {
         ("a", "cpu", "coldstart"): [0.5],  # old 0.1 rows gone, including their segments k=1, k=3
@@ -285,7 +295,21 @@ def test_update_leaderboard_replaces_same_method_profile_protocol(tmp_path):
     }
     a_cpu = on_disk[(on_disk["method"] == "a") & (on_disk["profile"] == "cpu") & (on_disk["protocol"] == "coldstart")]
     assert a_cpu["segment"].tolist() == ["k=5", "k=5"]
-    assert [p.name for p in path.parent.iterdir()] == ["leaderboard.csv"]
+    assert (path.parent / "leaderboard.csv").is_file()
+    _no_temp_files(path.parent)
+
+
+def test_update_leaderboard_records_the_runs(tmp_path):
+    path = tmp_path / "leaderboard.csv"
+    update_leaderboard(_rows("a"), path, model="some/model", note="first")
+    update_leaderboard(_rows("b", profile="smoke"), path)
+    runs_file = tmp_path / "leaderboard.runs.json"
+    assert runs_file.is_file()
+    runs = json.loads(runs_file.read_text())
+    assert set(runs) == {"a | cpu | coldstart", "b | smoke | coldstart"}
+    assert runs["a | cpu | coldstart"]["model"] == "some/model"
+    assert runs["a | cpu | coldstart"]["note"] == "first"
+    assert "date" in runs["b | smoke | coldstart"] and "versions" in runs["b | smoke | coldstart"]
 
 
 def test_update_leaderboard_accepts_eval_result_and_drops_n_users(split, tmp_path):
@@ -294,26 +318,48 @@ def test_update_leaderboard_accepts_eval_result_and_drops_n_users(split, tmp_pat
     board = update_leaderboard(res, path)
     assert list(board.columns) == LEADERBOARD_COLUMNS
     on_disk = read_leaderboard(path)
+    assert list(on_disk.columns) == LEADERBOARD_COLUMNS
     assert len(on_disk) == len(res.table)
     assert on_disk["value"].to_numpy() == pytest.approx(res.table["value"].to_numpy(), rel=1e-5)
 
 
-def test_update_leaderboard_is_atomic(tmp_path, monkeypatch):
+def _snapshot(folder) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_update_leaderboard_is_atomic_when_to_csv_fails(tmp_path, monkeypatch):
     path = tmp_path / "leaderboard.csv"
     update_leaderboard(_rows("a"), path)
-    before = path.read_bytes()
+    before = _snapshot(tmp_path)
 
-    def broken(self, *args, **kwargs):
-        target = args[0] if args else kwargs["path_or_buf"]
-        with open(target, "w") as fh:
-            fh.write("method,kind\nhalf")  # a partial write, then the failure
+    def broken(self, path_or_buf=None, *args, **kwargs):
+        if path_or_buf is not None:  # writing to a file: leave half a file, then fail
+            with open(path_or_buf, "w") as fh:
+                fh.write("method,kind\nhalf")
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
     with pytest.raises(OSError, match="simulated"):
         update_leaderboard(_rows("b"), path)
+    assert _snapshot(tmp_path) == before  # old leaderboard (and run record) unchanged
+    _no_temp_files(tmp_path)
+
+
+def test_update_leaderboard_is_atomic_when_the_final_rename_fails(tmp_path, monkeypatch):
+    path = tmp_path / "leaderboard.csv"
+    update_leaderboard(_rows("a"), path)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst, *args, **kwargs):
+        raise OSError("rename failed (simulated)")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="simulated"):
+        update_leaderboard(_rows("b"), path)
+    monkeypatch.undo()
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.csv"]
+    _no_temp_files(tmp_path)
+    assert read_leaderboard(path)["method"].unique().tolist() == ["a"]
 
 
 def test_update_leaderboard_rejects_missing_columns(tmp_path):
@@ -323,6 +369,12 @@ def test_update_leaderboard_rejects_missing_columns(tmp_path):
         update_leaderboard(bad, path)
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+    # an existing leaderboard is left alone too
+    update_leaderboard(_rows("a"), path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="ci_low"):
+        update_leaderboard(bad, path)
+    assert path.read_bytes() == before
 
 
 def test_read_leaderboard_missing_file(tmp_path):

@@ -425,12 +425,6 @@ def test_save_load_round_trip_tiny(tiny_split, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["split"]
 
 
-@pytest.mark.xfail(
-    reason="ColdStartSplit.load does not restore the dtypes of a freshly built split (pandas 3.1): "
-    "catalog index 'string' -> 'str', cases.country 'string' -> 'str', cases.context "
-    "list<string>[pyarrow] -> object (cases.parquet is written without pandas metadata)",
-    strict=True,
-)
 def test_save_load_keeps_dtypes(tiny_split, tmp_path):
     back = ColdStartSplit.load(tiny_split.save(tmp_path / "split"))
     pd.testing.assert_frame_equal(back.catalog, tiny_split.catalog)
@@ -479,3 +473,33 @@ def test_save_is_atomic_over_existing_folder(tiny_split, tmp_path, monkeypatch):
     monkeypatch.undo()
     _assert_same_split(ColdStartSplit.load(target), tiny_split)
 
+
+
+def test_failed_final_rename_keeps_the_old_split(tiny_split, tmp_path, monkeypatch):
+    target = tmp_path / "split"
+    tiny_split.save(target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def broken_replace(src, dst, *args, **kwargs):
+        raise OSError("rename failed (simulated)")
+
+    monkeypatch.setattr(protocol.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="simulated"):
+        tiny_split.save(target)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["split"]  # no temporary folder left ...
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before  # ... and the old split intact
+
+
+def test_catalog_statistics_come_from_training_rows_only(tiny_split):
+    cat, train = tiny_split.catalog, tiny_split.train
+    by_item = train.groupby("item")
+    expected = {
+        "n_customers": by_item["customer"].nunique(),
+        "n_invoices": by_item["invoice"].nunique(),
+        "n_lines": by_item.size(),
+    }
+    for col, values in expected.items():
+        if col in cat.columns:  # dropping the column is a fix too
+            want = values.reindex(cat.index).fillna(0).astype(int).tolist()
+            assert cat[col].astype(int).tolist() == want, col

@@ -1,0 +1,179 @@
+"""Tests of coldstart.config: profiles, environment switches and project paths."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from coldstart import config
+from coldstart.config import DEFAULT_MODEL, PROFILES, Profile, get_profile, project_root, runs_dir
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = ("COLDSTART_PROFILE", "COLDSTART_MODEL", "CI", "COLDSTART_ALLOW_FULL_IN_CI", "COLDSTART_HOME",
+       "COLDSTART_RUNS", "COLDSTART_DATA_DIR")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """Every test starts without the course's switches (the CI running the suite may set some)."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_smoke_profile_settings():
+    p = get_profile("smoke")
+    assert isinstance(p, Profile)
+    assert dataclasses.asdict(p) == dict(
+        name="smoke", eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32,
+        batch_size=32, train_pairs=640, epochs=1, learning_rate=1e-4, encode_batch_size=128,
+    )
+    assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
+    line = p.describe()
+    assert line.startswith("profile=smoke: ") and "\n" not in line and "eval_users=150" in line
+
+
+def test_full_profiles_use_all_users():
+    cpu, gpu = get_profile("cpu"), get_profile("gpu")
+    assert cpu.eval_users is None and gpu.eval_users is None
+    assert cpu.train_pairs is None and gpu.train_pairs is None
+    assert cpu.n_bootstrap == gpu.n_bootstrap == 1000
+    assert gpu.max_len == 48 and gpu.batch_size == 128
+    assert PROFILES == ("smoke", "cpu", "gpu")
+
+
+def test_profile_name_is_case_and_space_insensitive():
+    assert get_profile(" Smoke ").name == "smoke"
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ValueError) as info:
+        get_profile("smok")
+    text = str(info.value)
+    assert "smok" in text
+    assert "smoke, cpu, gpu" in text
+
+
+def test_unknown_profile_from_env(monkeypatch):
+    monkeypatch.setenv("COLDSTART_PROFILE", "fast")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        get_profile()
+
+
+def test_overrides():
+    p = get_profile("cpu", epochs=1, max_len=16)
+    assert (p.name, p.epochs, p.max_len) == ("cpu", 1, 16)
+    assert get_profile("cpu").epochs == 3  # the defaults are untouched
+    with pytest.raises(TypeError):
+        get_profile("cpu", epoch=1)  # misspelt setting
+    with pytest.raises(TypeError):
+        get_profile("smoke").replace(learningrate=1e-3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_profile("smoke").epochs = 5
+
+
+def test_env_profile_is_respected(monkeypatch):
+    monkeypatch.setenv("COLDSTART_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    monkeypatch.setenv("COLDSTART_PROFILE", "GPU")
+    assert get_profile().name == "gpu"
+    assert get_profile("cpu").name == "cpu"  # an explicit name wins over the variable
+
+
+def test_ci_refuses_full_profiles(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert get_profile("smoke").name == "smoke"
+    for name in ("cpu", "gpu"):
+        with pytest.raises(ValueError, match="CI"):
+            get_profile(name)
+    monkeypatch.setenv("COLDSTART_PROFILE", "cpu")
+    with pytest.raises(ValueError, match="COLDSTART_ALLOW_FULL_IN_CI"):
+        get_profile()
+    monkeypatch.setenv("COLDSTART_ALLOW_FULL_IN_CI", "1")
+    assert get_profile().name == "cpu"
+    assert get_profile("gpu").name == "gpu"
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", "yes"])
+def test_ci_spellings(monkeypatch, value):
+    monkeypatch.setenv("CI", value)
+    with pytest.raises(ValueError):
+        get_profile("cpu")
+
+
+def test_ci_false_allows_full(monkeypatch):
+    monkeypatch.setenv("CI", "false")
+    assert get_profile("cpu").name == "cpu"
+
+
+def test_model_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLDSTART_MODEL", str(tmp_path / "my-model"))
+    for name in PROFILES:
+        assert get_profile(name).model_name == str(tmp_path / "my-model")
+    assert get_profile("cpu", model_name="other").model_name == "other"  # an explicit override wins
+    monkeypatch.delenv("COLDSTART_MODEL")
+    assert get_profile("cpu").model_name == DEFAULT_MODEL
+
+
+# ------------------------------------------------------------------------------------------------
+# Paths
+# ------------------------------------------------------------------------------------------------
+def _fake_course(root: Path) -> Path:
+    (root / "coldstart").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'coldstart'\n")
+    return root
+
+
+def test_project_root_from_a_subfolder_of_the_repo(monkeypatch):
+    sub = REPO / "notebooks" if (REPO / "notebooks").is_dir() else REPO / "coldstart"
+    monkeypatch.chdir(sub)
+    assert project_root() == REPO.resolve()
+    monkeypatch.chdir(REPO)
+    assert project_root() == REPO.resolve()
+
+
+def test_project_root_finds_the_nearest_course_folder(monkeypatch, tmp_path):
+    course = _fake_course(tmp_path / "course")
+    deep = course / "notebooks" / "chapter1"
+    deep.mkdir(parents=True)
+    # a pyproject.toml without a coldstart/ folder next to it is not the course
+    (course / "notebooks" / "pyproject.toml").write_text("[project]\nname = 'other'\n")
+    monkeypatch.chdir(deep)
+    assert project_root() == course.resolve()
+
+
+def test_project_root_without_marker_is_cwd(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert project_root() == tmp_path.resolve()
+
+
+def test_coldstart_home_wins(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("COLDSTART_HOME", str(tmp_path / "elsewhere" / ".." / "home"))
+    assert project_root() == (tmp_path / "home").resolve()
+
+
+def test_runs_dir_honours_coldstart_runs(monkeypatch, tmp_path):
+    target = tmp_path / "a" / "b" / "runs"
+    monkeypatch.setenv("COLDSTART_RUNS", str(target))
+    out = runs_dir("cpu")
+    assert out == target and target.is_dir()
+
+
+def test_runs_dir_default_under_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLDSTART_HOME", str(tmp_path))
+    assert runs_dir("smoke") == tmp_path.resolve() / "runs" / "smoke"
+    assert (tmp_path / "runs" / "smoke").is_dir()
+    assert runs_dir(get_profile("gpu")) == tmp_path.resolve() / "runs" / "gpu"
+    monkeypatch.setenv("COLDSTART_PROFILE", "smoke")
+    assert runs_dir() == tmp_path.resolve() / "runs" / "smoke"
+
+
+def test_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLDSTART_HOME", str(tmp_path))
+    assert config.data_dir() == tmp_path.resolve() / "data"
+    assert (tmp_path / "data").is_dir()
+    monkeypatch.setenv("COLDSTART_DATA_DIR", str(tmp_path / "cache"))
+    assert config.data_dir() == tmp_path / "cache"
+    assert (tmp_path / "cache").is_dir()

@@ -1,0 +1,87 @@
+"""The course as a whole: notebooks, README and results stay consistent with each other."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from coldstart import course, report
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = course.notebooks(ROOT)
+
+
+def test_notebooks_are_numbered_and_found():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:3] == ["00_setup.ipynb", "01_data_preparation.ipynb", "02_baselines.ipynb"]
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.name[:2]} ")
+    assert "**Time:**" in nb.cells[0].source  # time per profile, stated up front
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # one setup cell, first, that makes the notebook run alone on Colab
+    assert "google.colab" in code[0].source and "COURSE_REPO" in code[0].source
+    # the profile is printed near the top
+    assert any("PROFILE.describe()" in c.source for c in code[:3])
+    assert "Try it yourself" in nb.cells[-1].source or "Try it yourself" in "".join(
+        c.source for c in nb.cells[-3:] if c.cell_type == "markdown")
+    # committed outputs come from a real run, with no errors and no machine paths
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps([o for o in outputs])
+    assert "/work/" not in text and "/root/" not in text and "/home/" not in text
+
+
+def test_setup_cells_use_the_repository_url_of_pyproject():
+    url = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    setups = {p.name: nbformat.read(p, as_version=4).cells[1].source for p in NOTEBOOKS}
+    assert len(set(setups.values())) == 1, "every notebook carries the same setup cell"
+    assert f'COURSE_REPO = "{url}"' in next(iter(setups.values()))
+
+
+def test_committed_notebooks_carry_outputs_of_a_cpu_run():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        shown = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        assert "profile=cpu" in shown, f"{path.name}: run `make reference` to commit cpu-profile outputs"
+
+
+def test_readme_results_table_is_the_committed_leaderboard():
+    board = pd.read_csv(ROOT / "results" / "leaderboard.csv")
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(re.escape(report.BEGIN) + r"\n(.*?)\n" + re.escape(report.END), readme, re.S)
+    assert block, "README lacks the results block"
+    assert block.group(1).strip() == report.markdown_table(board).strip()
+
+
+def test_committed_leaderboard_schema_and_provenance():
+    board = pd.read_csv(ROOT / "results" / "leaderboard.csv")
+    assert list(board.columns) == ["method", "kind", "profile", "protocol", "segment", "metric", "value", "ci_low", "ci_high"]
+    assert set(board["profile"]) <= {"cpu", "paper"}
+    assert not board.duplicated(["method", "profile", "protocol", "segment", "metric"]).any()
+    runs = json.loads((ROOT / "results" / "leaderboard.runs.json").read_text())
+    for method, profile, protocol in board[["method", "profile", "protocol"]].drop_duplicates().to_numpy():
+        if profile != "paper":
+            info = runs[f"{method} | {profile} | {protocol}"]
+            assert info["versions"]["tensorflow"] and info["date"]
+    baselines = board[(board["kind"] == "baseline") & (board["profile"] == "cpu")]
+    assert {"popularity", "country-popularity", "item-knn", "tfidf", "zero-shot-lm", "hybrid"} <= set(baselines["method"])
+    needed = {(s, m) for s in ("k=1", "k=3", "k=5", "cold-items") for m in ("ndcg@10", "recall@10", "recall@20", "coverage@10")}
+    for method, g in baselines.groupby("method"):
+        assert needed <= set(zip(g["segment"], g["metric"])), method
+        acc = g[g["metric"].isin(["ndcg@10", "recall@20"])]
+        assert ((acc["ci_low"] <= acc["value"]) & (acc["value"] <= acc["ci_high"])).all()
+
+
+def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "make course" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
