@@ -45,6 +45,9 @@ def import_tensorflow():
 
 def quiet_transformers() -> None:
     """Keep transformers to errors only (its TF deprecation and weight-conversion notices are expected here)."""
+    import warnings
+
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*seed_generator.*deprecated")

@@ -95,6 +95,23 @@ def mean_pool(hidden, mask):
     return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
 
 
+def _pooled_forward(model):
+    """The model's compiled mean-pooled forward pass, traced once per model and reused by every
+    :func:`encode` call (tracing a BERT graph costs seconds; shapes are relaxed after the first)."""
+    import tensorflow as tf
+
+    fn = getattr(model, "_coldstart_pooled_forward", None)
+    if fn is None:
+
+        @tf.function(reduce_retracing=True)
+        def fn(input_ids, attention_mask):
+            hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
+            return mean_pool(hidden, attention_mask)
+
+        model._coldstart_pooled_forward = fn
+    return fn
+
+
 def length_batches(lengths: Sequence[int], batch_size: int) -> list:
     """Index batches of texts sorted by length (longest first), so each batch pads little."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
@@ -126,11 +143,7 @@ def encode(
     ids, lengths = enc["input_ids"], [len(x) for x in enc["input_ids"]]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
 
-    @tf.function(reduce_retracing=True)
-    def _forward(input_ids, attention_mask):
-        hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
-        return mean_pool(hidden, attention_mask)
-
+    forward = _pooled_forward(model)
     for idx in progress_bar(length_batches(lengths, batch_size), desc=desc, enabled=progress):
         width = max(lengths[i] for i in idx)
         batch = np.zeros((len(idx), width), dtype=np.int32)
@@ -138,7 +151,7 @@ def encode(
         for row, i in enumerate(idx):
             batch[row, : lengths[i]] = ids[i]
             mask[row, : lengths[i]] = 1
-        out[idx] = _forward(tf.constant(batch), tf.constant(mask)).numpy()
+        out[idx] = forward(tf.constant(batch), tf.constant(mask)).numpy()
     if normalize:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out

@@ -35,7 +35,10 @@ def progress_bar(items: Iterable, desc: str = "", total: Optional[int] = None, e
 
 
 def _lines(items: Iterable, desc: str, total: Optional[int]):
-    """Yield from ``items`` printing at most ~4 short progress lines."""
+    """Yield from ``items`` printing at most ~4 short progress lines (none for short loops)."""
+    if total is not None and total < 8:
+        yield from items
+        return
     step = max(1, (total or 0) // 4) if total else None
     n = 0
     for n, item in enumerate(items, 1):

@@ -1,0 +1,179 @@
+"""Training plumbing shared by the fine-tuning chapters: hardware, input pipeline, callbacks.
+
+* :func:`pick_strategy` -- a ``tf.distribute`` strategy from the hardware: TPU (Colab) ->
+  ``TPUStrategy``; several GPUs -> ``MirroredStrategy``; otherwise the default strategy.
+* :func:`configure_precision` -- mixed precision (``mixed_float16``) where it pays (GPUs with tensor
+  cores, ``mixed_bfloat16`` on TPU) and XLA compilation on accelerators; nothing on CPU, where both
+  make BERT training slower.
+* :func:`bucketed_dataset` -- a ``tf.data`` pipeline that groups sequences of similar length and pads
+  each batch only to its own longest member (dynamic padding), then prefetches. Item texts are about
+  ten tokens; padding them to the longest context in the data would waste most of the compute.
+* :class:`RankingCallback` -- evaluates the model on the validation protocol after every epoch, logs
+  the metric (so Keras' ``EarlyStopping`` and ``ModelCheckpoint`` can monitor it) and keeps the best
+  weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ._tf import import_tensorflow
+from .progress import keras_verbose  # noqa: F401  (re-exported: notebooks call training.keras_verbose())
+
+
+def pick_strategy(verbose: bool = True):
+    """The ``tf.distribute`` strategy for this machine (see the module docstring)."""
+    tf = import_tensorflow()
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()  # Colab TPU
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        gpus = tf.config.list_logical_devices("GPU")
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if verbose:
+        print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    return strategy
+
+
+def configure_precision(strategy=None, verbose: bool = True) -> dict:
+    """Switch on mixed precision and XLA where the hardware gains from them; returns what was set.
+
+    GPUs of compute capability 7.0+ (tensor cores) get ``mixed_float16``; TPUs ``mixed_bfloat16``;
+    both get ``jit_compile=True`` for ``model.compile``. CPUs keep float32 without XLA.
+    """
+    tf = import_tensorflow()
+    on_tpu = strategy is not None and "TPU" in type(strategy).__name__
+    gpus = tf.config.list_physical_devices("GPU")
+    policy, jit = "float32", False
+    if on_tpu:
+        policy, jit = "mixed_bfloat16", True
+    elif gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        if details.get("compute_capability", (0, 0)) >= (7, 0):
+            policy = "mixed_float16"
+        jit = True
+    tf.keras.mixed_precision.set_global_policy(policy)
+    if verbose:
+        print(f"precision policy: {policy}; XLA: {jit}")
+    return {"policy": policy, "jit_compile": jit}
+
+
+def bucketed_dataset(
+    features: dict,
+    lengths: np.ndarray,
+    batch_size: int,
+    boundaries: Sequence[int] = (8, 12, 16, 24, 32, 48, 64),
+    shuffle: bool = True,
+    seed: int = 0,
+    labels: Optional[np.ndarray] = None,
+):
+    """A ``tf.data`` pipeline over ragged token sequences with length-bucketed dynamic padding.
+
+    ``features`` maps names to lists of int sequences (e.g. ``input_ids``) or to arrays of scalars.
+    ``lengths`` is what examples are bucketed by (e.g. the context's token count). Each batch holds
+    examples of one length bucket and is padded only to its own longest member (0 = [PAD] for BERT
+    tokenizers); the last partial batch of a bucket is kept. Yields ``features`` dicts (with an extra
+    ``_len`` entry, ignored by the models), or ``(features, label)`` pairs when ``labels`` are given.
+    """
+    tf = import_tensorflow()
+    lengths = np.asarray(lengths, dtype=np.int32)
+    ragged = {k: v for k, v in features.items() if len(v) and hasattr(v[0], "__len__")}
+    scalar = {k: np.asarray(v) for k, v in features.items() if k not in ragged}
+    x_spec = {k: tf.TensorSpec([None], tf.int32) for k in ragged}
+    x_spec.update({k: tf.TensorSpec([], tf.as_dtype(v.dtype)) for k, v in scalar.items()})
+    x_spec["_len"] = tf.TensorSpec([], tf.int32)
+    if labels is not None:
+        labels = np.asarray(labels)
+        spec = (x_spec, tf.TensorSpec([], tf.as_dtype(labels.dtype)))
+    else:
+        spec = x_spec
+
+    def gen():
+        order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+        for i in order:
+            x = {k: np.asarray(v[i], dtype=np.int32) for k, v in ragged.items()}
+            x.update({k: v[i] for k, v in scalar.items()})
+            x["_len"] = lengths[i]
+            yield (x, labels[i]) if labels is not None else x
+
+    bounds = [b for b in boundaries if b < max(int(lengths.max()), 1)] or [int(lengths.max())]
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    length_of = (lambda x, y: x["_len"]) if labels is not None else (lambda x: x["_len"])
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=length_of,
+        bucket_boundaries=[b + 1 for b in bounds],
+        bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
+        drop_remainder=False,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def padded_batches(sequences: Sequence[Sequence[int]], batch_size: int, order: Optional[np.ndarray] = None):
+    """Yield ``(index, ids, mask)`` numpy batches padded to each batch's longest sequence."""
+    order = np.arange(len(sequences)) if order is None else order
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        width = max(1, max(len(sequences[i]) for i in idx))
+        ids = np.zeros((len(idx), width), dtype=np.int32)
+        mask = np.zeros_like(ids)
+        for row, i in enumerate(idx):
+            ids[row, : len(sequences[i])] = sequences[i]
+            mask[row, : len(sequences[i])] = 1
+        yield idx, ids, mask
+
+
+def make_ranking_callback(evaluate_fn: Callable[[], float], name: str = "val_ndcg", patience: int = 1,
+                          evaluate_before: bool = True, verbose: bool = True):
+    """A Keras callback that runs ``evaluate_fn()`` (a validation metric, higher is better) after
+    each epoch, writes it into the epoch's logs as ``name``, keeps the best weights and stops when
+    the metric has not improved for ``patience`` epochs. With ``evaluate_before`` the pretrained
+    model is scored first (epoch 0), so training that only hurts restores the pretrained weights."""
+    tf = import_tensorflow()
+
+    class RankingCallback(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.best_weights, self.history = -math.inf, -1, None, []
+            self.best_index = None  # position of the best evaluation in ``history``
+
+        def on_train_begin(self, logs=None):
+            if not evaluate_before:
+                return
+            start = time.perf_counter()
+            value = float(evaluate_fn())
+            self.history.append(value)
+            self.best, self.best_epoch, self.best_weights = value, -1, self.model.get_weights()
+            self.best_index = 0
+            if verbose:
+                print(f"before training: {name} = {value:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            start = time.perf_counter()
+            value = float(evaluate_fn())
+            self.history.append(value)
+            if logs is not None:
+                logs[name] = value
+            improved = value > self.best
+            if improved:
+                self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
+                self.best_index = len(self.history) - 1
+            if verbose:
+                mark = " (best)" if improved else ""
+                print(f"epoch {epoch + 1}: {name} = {value:.4f}{mark} ({time.perf_counter() - start:.0f} s)", flush=True)
+            if epoch - self.best_epoch >= patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+                if verbose:
+                    which = "the pretrained weights" if self.best_epoch < 0 else f"epoch {self.best_epoch + 1}"
+                    print(f"restored the best weights: {which} ({name} = {self.best:.4f})")
+
+    return RankingCallback()
