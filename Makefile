@@ -42,5 +42,10 @@ reference: $(STAMP)
 fetch: $(STAMP)
 	$(PY) -m coldstart.fetch $(if $(PROFILE),--profile $(PROFILE),)
 
+# Speed of the course's training pipeline against a naive one (same model, data and machine);
+# writes results/benchmarks.json.
+benchmark: $(STAMP)
+	$(PY) -m coldstart.benchmark $(if $(PROFILE),--profile $(PROFILE),)
+
 clean:
 	rm -rf runs .pytest_cache

@@ -172,3 +172,25 @@ class Hybrid:
         a = np.nan_to_num(self.first.score(batch), neginf=0.0)
         b = np.nan_to_num(self.second.score(batch), neginf=0.0)
         return (a + self.weight * b).astype(np.float32)
+
+
+def hybrid_for(split: ColdStartSplit, weight: float) -> Hybrid:
+    """The course's hybrid baseline on a split: item-kNN + ``weight`` x TF-IDF similarity."""
+    return Hybrid(ItemKNN(split), TextSimilarity(tfidf_vectors(split.texts()), name="tfidf"), weight, name="hybrid")
+
+
+def tune_hybrid(valid: ColdStartSplit, weights=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), max_users=None):
+    """Choose the hybrid's text weight on the validation split (mean NDCG@10 over k = 1, 3, 5).
+
+    Returns ``(best_weight, curve)`` where ``curve`` is a Series of the validation metric by weight.
+    """
+    from .evaluate import evaluate
+
+    knn = ItemKNN(valid)
+    text = TextSimilarity(tfidf_vectors(valid.texts()))
+    values = []
+    for w in weights:
+        r = evaluate(Hybrid(knn, text, w), valid, segments=["k=1", "k=3", "k=5"], max_users=max_users, n_boot=0)
+        values.append(r.table.query("metric == 'ndcg@10'")["value"].mean())
+    curve = pd.Series(values, index=list(weights), name="validation ndcg@10")
+    return float(curve.idxmax()), curve

@@ -33,7 +33,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import time
 import warnings
 import zipfile
@@ -42,6 +41,8 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import pandas as pd
+
+from ._io import atomic_path
 
 from .config import data_dir, project_root
 
@@ -260,14 +261,8 @@ def _write_parquet_atomic(df: pd.DataFrame, target: Path) -> None:
     The data goes to a temporary file in the same folder (same file system, so the final
     ``os.replace`` is an atomic rename); if anything fails the temporary file is removed.
     """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------------------------

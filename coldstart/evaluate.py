@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -32,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
+from ._io import write_text_atomic
 from .protocol import SEGMENTS, ColdStartSplit, Segment
 
 LEADERBOARD_COLUMNS = ["method", "kind", "profile", "protocol", "segment", "metric", "value", "ci_low", "ci_high"]
@@ -96,6 +96,18 @@ class EvalResult:
     users: dict
     topk: dict
     seconds: dict
+
+    def save_lists(self, path: Union[str, Path]) -> Path:
+        """Save the recommended lists (and users) of every segment to one ``.npz`` file, so a later
+        notebook can show them without re-running the model."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for seg, top in self.topk.items():
+            arrays[f"topk/{seg}"] = top
+            arrays[f"users/{seg}"] = np.asarray(self.users[seg])
+        np.savez_compressed(path, **arrays)
+        return path
 
     def pivot(self, metric: str = "ndcg@10") -> pd.Series:
         """The value of one metric per segment."""
@@ -220,6 +232,13 @@ def evaluate(
     return EvalResult(table=table, per_user=per_user_all, users=users, topk=topks, seconds=seconds)
 
 
+def load_lists(path: Union[str, Path]) -> dict:
+    """Read lists saved by :meth:`EvalResult.save_lists`: ``{segment: (users, topk)}``."""
+    with np.load(path) as data:
+        segs = sorted({k.split("/", 1)[1] for k in data.files})
+        return {seg: (data[f"users/{seg}"], data[f"topk/{seg}"]) for seg in segs}
+
+
 def compare(a: EvalResult, b: EvalResult, metric: str = "ndcg@10", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Paired bootstrap of ``a - b`` on the same users, per segment.
 
@@ -278,17 +297,6 @@ def run_info(model: Optional[str] = None, **extra) -> dict:
     return info
 
 
-def _write_atomic(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Path(tmp).write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_leaderboard(
     rows: Union[pd.DataFrame, EvalResult], path: Union[str, Path], model: Optional[str] = None, **info
 ) -> pd.DataFrame:
@@ -311,7 +319,7 @@ def update_leaderboard(
         old = old[~np.array(drop, dtype=bool)]
     board = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(board.to_csv(index=False, float_format="%.6g"), path)
+    write_text_atomic(board.to_csv(index=False, float_format="%.6g"), path)
 
     import json
 
@@ -319,5 +327,5 @@ def update_leaderboard(
     runs = json.loads(runs_file.read_text()) if runs_file.exists() else {}
     for method, profile, protocol in new[["method", "profile", "protocol"]].drop_duplicates().to_numpy():
         runs[f"{method} | {profile} | {protocol}"] = run_info(model=model, **info)
-    _write_atomic(json.dumps(runs, indent=1, sort_keys=True), runs_file)
+    write_text_atomic(json.dumps(runs, indent=1, sort_keys=True), runs_file)
     return board

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from ._io import make_temp_dir
 from .config import DEFAULT_MODEL, get_profile, shown
 from .encoders import ModelUnavailable, models_dir, resolve_model
 
@@ -52,7 +52,7 @@ def fetch_model(name: str) -> Path:
 
     target = models_dir() / name.split("/")[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    tmp = make_temp_dir(target)
     try:
         snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
         if not (tmp / "config.json").is_file():

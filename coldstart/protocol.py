@@ -33,13 +33,14 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from ._io import make_temp_dir
 
 TEST_CUTOFF = "2011-09-01"
 VALID_CUTOFF = "2011-07-01"
@@ -186,7 +187,7 @@ class ColdStartSplit:
         """Write the split to ``folder`` (parquet + json), atomically: all files or none."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+        tmp = make_temp_dir(folder)
         try:
             self.train.to_parquet(tmp / "train.parquet", index=False)
             self.catalog.to_parquet(tmp / "catalog.parquet")
@@ -195,7 +196,7 @@ class ColdStartSplit:
             (tmp / "split.json").write_text(json.dumps(meta, indent=1))
             old = None
             if folder.exists():  # keep the old split until the new one is in place
-                old = Path(tempfile.mkdtemp(prefix=folder.name + ".old-", dir=folder.parent))
+                old = make_temp_dir(folder)
                 os.rmdir(old)
                 os.rename(folder, old)
             try:

@@ -1,0 +1,80 @@
+"""Protocol-like training examples: built from training rows only, deterministic, labelled right."""
+
+import numpy as np
+import pandas as pd
+
+from coldstart import pairs
+
+
+def test_tiny_examples_follow_invoice_order_and_customer_history(tiny_split):
+    ex = pairs.training_examples(tiny_split, max_k=5, seed=0)
+    ids = tiny_split.item_ids
+    # training invoices with >= 2 items: customer 1 (10001 10002 10003), customer 2 (six items)
+    assert len(ex) == 2
+    for ctx, tgt in zip(ex.context, ex.targets):
+        basket = ["10001", "10002", "10003"] if len(ctx) + len(tgt) == 3 else ["10001", "10003", "10004", "10005", "10006", "10007"]
+        k = len(ctx)
+        assert 1 <= k <= len(basket) - 1
+        assert [ids[i] for i in ctx] == basket[:k]            # the first k items, in line order
+        assert sorted(ids[i] for i in tgt) == sorted(basket[k:])  # the rest (no later invoice before the cutoff)
+        assert not set(ctx) & set(tgt)
+    assert set(ex.country) == {"United Kingdom"}
+
+
+def test_examples_use_training_rows_only_on_real_split(split):
+    ex = pairs.training_examples(split, seed=1, max_examples=3000)
+    assert len(ex) == 3000
+    cold = set(np.flatnonzero(split.catalog["cold"].to_numpy()))
+    assert not any(set(c) & cold or set(t) & cold for c, t in zip(ex.context, ex.targets))
+    assert (ex.date < np.datetime64(split.cutoff)).all()
+    assert all(1 <= len(c) <= 5 for c in ex.context)
+    assert all(len(t) > 0 and not set(c) & set(t) for c, t in zip(ex.context, ex.targets))
+
+
+def test_examples_are_deterministic_under_a_seed(valid_split):
+    a = pairs.training_examples(valid_split, seed=3, max_examples=500)
+    b = pairs.training_examples(valid_split, seed=3, max_examples=500)
+    c = pairs.training_examples(valid_split, seed=4, max_examples=500)
+    assert all(np.array_equal(x, y) for x, y in zip(a.context, b.context))
+    assert not all(np.array_equal(x, y) for x, y in zip(a.context, c.context))
+
+
+def test_first_invoice_only_gives_one_example_per_customer(valid_split):
+    ex = pairs.training_examples(valid_split, first_invoice_only=True)
+    full = pairs.training_examples(valid_split)
+    assert len(ex) < len(full) / 2
+    assert len(ex) <= valid_split.train["customer"].nunique()
+
+
+def test_ctr_pairs_labels_and_negatives():
+    ex = pairs.Examples([np.array([0]), np.array([1, 2])], [np.array([3, 4]), np.array([5])],
+                        np.array(["UK", "UK"], dtype=object), np.array(["2011-01-01", "2011-01-02"], dtype="datetime64[ns]"))
+    frame = pairs.ctr_pairs(ex, n_items=50, negatives=3, seed=0)
+    assert list(frame.columns) == ["example", "context", "candidate", "label"]
+    assert frame.groupby("example")["label"].agg(["sum", "size"]).values.tolist() == [[1, 4], [1, 4]]
+    pos = frame[frame["label"] == 1]
+    assert pos.loc[pos["example"] == 0, "candidate"].iloc[0] in (3, 4)
+    assert pos.loc[pos["example"] == 1, "candidate"].iloc[0] == 5
+    neg = frame[frame["label"] == 0]
+    assert not neg.loc[neg["example"] == 0, "candidate"].isin([0, 3, 4]).any()
+    assert not neg.loc[neg["example"] == 1, "candidate"].isin([1, 2, 5]).any()
+    again = pairs.ctr_pairs(ex, n_items=50, negatives=3, seed=0)
+    pd.testing.assert_frame_equal(frame, again)
+
+
+def test_popularity_weighted_negatives_prefer_popular_items():
+    ex = pairs.Examples([np.array([0])] * 400, [np.array([1])] * 400, np.array(["UK"] * 400, dtype=object),
+                        np.array(["2011-01-01"] * 400, dtype="datetime64[ns]"))
+    pop = np.ones(10)
+    pop[9] = 1000.0
+    neg = pairs.ctr_pairs(ex, 10, negatives=1, seed=0, popularity=pop).query("label == 0")["candidate"]
+    assert (neg == 9).mean() > 0.8   # 1000**0.75 = 178 vs 1 for the others
+    uniform = pairs.ctr_pairs(ex, 10, negatives=1, seed=0).query("label == 0")["candidate"]
+    assert (uniform == 9).mean() < 0.3
+
+
+def test_positive_pairs_draws_from_targets():
+    ex = pairs.Examples([np.array([0])] * 3, [np.array([4, 5]), np.array([6]), np.array([7, 8, 9])],
+                        np.array(["UK"] * 3, dtype=object), np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
+    ctx, pos = pairs.positive_pairs(ex, seed=0)
+    assert pos[0] in (4, 5) and pos[1] == 6 and pos[2] in (7, 8, 9)
