@@ -82,11 +82,15 @@ def metric_by_k(board: pd.DataFrame, metric: str = "ndcg@10", ax=None, segments=
     """One line per method: ``metric`` against the number of context items, with 95% intervals."""
     ax = _axes(ax)
     t = board[(board["metric"] == metric) & board["segment"].isin(segments)]
-    for method, g in t.groupby("method", sort=False):
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab20").colors
+    for n, (method, g) in enumerate(t.groupby("method", sort=False)):
         g = g.set_index("segment").reindex(list(segments))
         ks = [int(s.split("=")[1]) for s in segments]
         err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
-        ax.errorbar(ks, g["value"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=method)
+        ax.errorbar(ks, g["value"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=method,
+                    color=colors[(2 * n) % 20 if n < 10 else (2 * n + 1) % 20])
     ax.set(xlabel="context items k", ylabel=metric, xticks=[int(s.split("=")[1]) for s in segments],
            title=f"{metric} of new users by k")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
