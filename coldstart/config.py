@@ -51,12 +51,15 @@ class Profile:
     eval_users: evaluate on at most this many users per segment (``None``: all of them).
     n_bootstrap: bootstrap resamples for confidence intervals.
     model_name: the encoder (Hub id or local folder) the fine-tuning chapters start from.
-    max_len: token length cap for item and context texts.
-    batch_size: training batch size.
-    train_pairs: at most this many training pairs per epoch (``None``: all).
-    epochs: training epochs (early stopping may end sooner).
-    learning_rate: peak learning rate of the encoder.
+    max_len: token length cap for item texts.
+    batch_size: training batch size of the two-tower model (the cross-encoder uses half).
+    learning_rate: learning rate of the two-tower encoder.
     encode_batch_size: batch size for encoding the catalog.
+    ctr_pairs, ctr_epochs: training pairs and epochs of the CTR cross-encoder.
+    tower_pairs, tower_epochs: (context, item) pairs per epoch and the most epochs of the two-tower
+        model (early stopping on the validation protocol may end sooner).
+    rerank_users, rerank_n: test users per segment whose top ``rerank_n`` the cross-encoder
+        re-ranks (``None``: all users).
     """
 
     name: str
@@ -65,10 +68,14 @@ class Profile:
     model_name: str
     max_len: int
     batch_size: int
-    train_pairs: Optional[int]
-    epochs: int
     learning_rate: float
     encode_batch_size: int
+    ctr_pairs: int
+    ctr_epochs: int
+    tower_pairs: int
+    tower_epochs: int
+    rerank_users: Optional[int]
+    rerank_n: int
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -84,15 +91,18 @@ class Profile:
 _SETTINGS = {
     "smoke": dict(
         eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32, batch_size=32,
-        train_pairs=640, epochs=1, learning_rate=1e-4, encode_batch_size=128,
+        learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1, tower_pairs=640,
+        tower_epochs=1, rerank_users=20, rerank_n=20,
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
-        train_pairs=None, epochs=3, learning_rate=1e-4, encode_batch_size=128,
+        learning_rate=5e-5, encode_batch_size=128, ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096,
+        tower_epochs=6, rerank_users=300, rerank_n=30,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
-        train_pairs=None, epochs=6, learning_rate=5e-5, encode_batch_size=512,
+        learning_rate=2.5e-5, encode_batch_size=512, ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384,
+        tower_epochs=10, rerank_users=None, rerank_n=50,
     ),
 }
 

@@ -27,7 +27,8 @@ def test_smoke_profile_settings():
     assert isinstance(p, Profile)
     assert dataclasses.asdict(p) == dict(
         name="smoke", eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32,
-        batch_size=32, train_pairs=640, epochs=1, learning_rate=1e-4, encode_batch_size=128,
+        batch_size=32, learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1,
+        tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20,
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()
@@ -37,7 +38,8 @@ def test_smoke_profile_settings():
 def test_full_profiles_use_all_users():
     cpu, gpu = get_profile("cpu"), get_profile("gpu")
     assert cpu.eval_users is None and gpu.eval_users is None
-    assert cpu.train_pairs is None and gpu.train_pairs is None
+    assert gpu.rerank_users is None and cpu.rerank_users == 300
+    assert cpu.tower_pairs * cpu.tower_epochs > get_profile("smoke").tower_pairs * get_profile("smoke").tower_epochs
     assert cpu.n_bootstrap == gpu.n_bootstrap == 1000
     assert gpu.max_len == 48 and gpu.batch_size == 128
     assert PROFILES == ("smoke", "cpu", "gpu")
@@ -62,15 +64,15 @@ def test_unknown_profile_from_env(monkeypatch):
 
 
 def test_overrides():
-    p = get_profile("cpu", epochs=1, max_len=16)
-    assert (p.name, p.epochs, p.max_len) == ("cpu", 1, 16)
-    assert get_profile("cpu").epochs == 3  # the defaults are untouched
+    p = get_profile("cpu", tower_epochs=1, max_len=16)
+    assert (p.name, p.tower_epochs, p.max_len) == ("cpu", 1, 16)
+    assert get_profile("cpu").tower_epochs == 6  # the defaults are untouched
     with pytest.raises(TypeError):
         get_profile("cpu", epoch=1)  # misspelt setting
     with pytest.raises(TypeError):
         get_profile("smoke").replace(learningrate=1e-3)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        get_profile("smoke").epochs = 5
+        get_profile("smoke").tower_epochs = 5
 
 
 def test_env_profile_is_respected(monkeypatch):
