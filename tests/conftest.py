@@ -91,7 +91,8 @@ def make_tiny_clean() -> pd.DataFrame:
     })
 
 
-def _data_file() -> Path:
+def real_data_file() -> Path:
+    """Where the real UCI table is: ``$COLDSTART_DATA_FILE`` (relative to the repo) or ``../shared``."""
     env = os.environ.get("COLDSTART_DATA_FILE")
     if env:
         path = Path(env).expanduser()
@@ -107,7 +108,7 @@ def models_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def data_file() -> Path:
-    path = _data_file()
+    path = real_data_file()
     if not path.is_file():
         pytest.skip(f"the UCI Online Retail table is not at {path} (set COLDSTART_DATA_FILE to a local copy)")
     return path

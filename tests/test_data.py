@@ -20,19 +20,11 @@ import pandas as pd
 import pytest
 
 from coldstart import data
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _real_file() -> Path:
-    env = os.environ.get("COLDSTART_DATA_FILE")
-    if env:
-        path = Path(env).expanduser()
-        return path if path.is_absolute() else (REPO / path).resolve()
-    return Path(__file__).resolve().parents[2] / "shared/data/online_retail.parquet"
+from conftest import real_data_file
 
 
-REAL_FILE = _real_file()
+
+REAL_FILE = real_data_file()
 needs_real = pytest.mark.skipif(
     not REAL_FILE.is_file(),
     reason=f"the UCI table is not at {REAL_FILE} (set COLDSTART_DATA_FILE to a local copy)",
