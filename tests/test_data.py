@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
 import socket
 import urllib.request
 import zipfile
