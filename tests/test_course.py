@@ -45,7 +45,14 @@ def test_setup_cells_use_the_repository_url_of_pyproject():
     url = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     setups = {p.name: nbformat.read(p, as_version=4).cells[1].source for p in NOTEBOOKS}
     assert len(set(setups.values())) == 1, "every notebook carries the same setup cell"
-    assert f'COURSE_REPO = "{url}"' in next(iter(setups.values()))
+    cell = next(iter(setups.values()))
+    assert f'COURSE_REPO = "{url}"' in cell
+    # a test (tests/test_colab.py) points the cell at a local clone; on Colab it keeps TensorFlow,
+    # matches tf-keras to it and switches transformers to Keras 2 before anything imports TensorFlow
+    assert 'os.environ.get("COLDSTART_COURSE_REPO"' in cell and 'os.environ.get("COLDSTART_COURSE_DIR"' in cell
+    assert '"tf-keras~={TF_MINOR}.0"' in cell
+    legacy = cell.index('os.environ["TF_USE_LEGACY_KERAS"] = "1"')
+    assert legacy < cell.index("%pip install") and "import tensorflow" not in cell
 
 
 def test_committed_notebooks_carry_outputs_of_a_cpu_run():
