@@ -60,6 +60,10 @@ class Profile:
         model (early stopping on the validation protocol may end sooner).
     rerank_users, rerank_n: test users per segment whose top ``rerank_n`` the cross-encoder
         re-ranks (``None``: all users).
+    transfer_pairs, transfer_epochs: (context, item) pairs per epoch and epochs of the two-tower
+        model trained on one market's customers (notebook 09; a fixed budget, no early stopping).
+    adapt_pairs, adapt_epochs: pairs per epoch and epochs of the short tuning on the other markets'
+        customers seen before the cutoff (notebook 09).
     """
 
     name: str
@@ -76,6 +80,10 @@ class Profile:
     tower_epochs: int
     rerank_users: Optional[int]
     rerank_n: int
+    transfer_pairs: int
+    transfer_epochs: int
+    adapt_pairs: int
+    adapt_epochs: int
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -92,17 +100,20 @@ _SETTINGS = {
     "smoke": dict(
         eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32, batch_size=32,
         learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1, tower_pairs=640,
-        tower_epochs=1, rerank_users=20, rerank_n=20,
+        tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1, adapt_pairs=128,
+        adapt_epochs=1,
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
         learning_rate=5e-5, encode_batch_size=128, ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096,
-        tower_epochs=6, rerank_users=300, rerank_n=30,
+        tower_epochs=6, rerank_users=300, rerank_n=30, transfer_pairs=4096, transfer_epochs=3, adapt_pairs=1024,
+        adapt_epochs=2,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
         learning_rate=2.5e-5, encode_batch_size=512, ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384,
-        tower_epochs=10, rerank_users=None, rerank_n=50,
+        tower_epochs=10, rerank_users=None, rerank_n=50, transfer_pairs=16384, transfer_epochs=3,
+        adapt_pairs=1024, adapt_epochs=3,
     ),
 }
 

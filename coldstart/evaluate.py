@@ -10,7 +10,8 @@ nothing to say) counts as zero on every accuracy metric, never dropped.
 :func:`evaluate` runs a recommender on every segment of a :class:`~coldstart.protocol.ColdStartSplit`
 and returns an :class:`EvalResult`: a tidy table (one row per segment and metric, with a bootstrap
 95% confidence interval over users) plus the per-user values, which :func:`compare` uses for a paired
-bootstrap between two methods on the same users.
+bootstrap between two methods on the same users, and :func:`compare_segments` for an unpaired one
+between two groups of users (two markets, two seasons) under the same method.
 
 Metrics reported per segment (see :mod:`coldstart.metrics` for the exact conventions):
 ``ndcg@10, ndcg@20, recall@10, recall@20, hit@10, hit@20, mrr`` (accuracy), ``coverage@10``
@@ -258,6 +259,31 @@ def compare(a: EvalResult, b: EvalResult, metric: str = "ndcg@10", n_boot: int =
             segment=seg, a=ma, b=mb, diff=res["diff"], rel_diff=res["diff"] / mb if mb else np.nan,
             ci_low=res["low"], ci_high=res["high"], p_value=res["p_value"],
             real=bool(res["low"] > 0 or res["high"] < 0),
+        ))
+    return pd.DataFrame(out)
+
+
+def compare_segments(result: EvalResult, pairs: Sequence[tuple], metric: str = "ndcg@10", n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """One method on two groups of different users: ``segment a`` minus ``segment b``, per pair.
+
+    ``pairs`` is a list of ``(segment_a, segment_b)`` of ``result`` (e.g. ``("season=Nov-Dec k=1",
+    "season=Sep-Oct k=1")``). The users differ, so the interval is an unpaired bootstrap
+    (:func:`coldstart.metrics.unpaired_bootstrap`). Returns a table with columns ``segment_a,
+    segment_b, n_a, n_b, a, b, diff, ci_low, ci_high, p_value, real`` (``real``: the 95% interval
+    excludes zero). Raises ``KeyError`` naming a segment the result does not hold.
+    """
+    out = []
+    for seg_a, seg_b in pairs:
+        for seg in (seg_a, seg_b):
+            if seg not in result.per_user:
+                raise KeyError(f"Segment {seg!r} is not in the result; it has {list(result.per_user)}")
+        va, vb = result.per_user[seg_a][metric], result.per_user[seg_b][metric]
+        res = M.unpaired_bootstrap(va, vb, n_boot=n_boot, seed=seed)
+        out.append(dict(
+            segment_a=seg_a, segment_b=seg_b, n_a=len(va), n_b=len(vb), a=float(np.nanmean(va)),
+            b=float(np.nanmean(vb)), diff=res["diff"], ci_low=res["low"], ci_high=res["high"],
+            p_value=res["p_value"], real=bool(res["low"] > 0 or res["high"] < 0),
         ))
     return pd.DataFrame(out)
 

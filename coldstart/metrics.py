@@ -458,6 +458,28 @@ def paired_bootstrap(a, b, n_boot: int = 1000, alpha: float = 0.05, seed: int = 
     return {"diff": float(differences.mean()), "low": low, "high": high, "p_value": float(p_value)}
 
 
+def unpaired_bootstrap(a, b, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Bootstrap of ``mean(a) - mean(b)`` for two per-user arrays of DIFFERENT users.
+
+    For two groups (new customers of two markets or two seasons) there is no pairing: each group
+    is resampled on its own, with replacement and at its own size, and the interval is the
+    percentile ``1 - alpha`` interval of the differences of the resampled means. NaN entries are
+    dropped first. Same return value as :func:`paired_bootstrap`: ``{"diff", "low", "high",
+    "p_value"}`` (all NaN if either group is empty).
+    """
+    _check_alpha(alpha, n_boot)
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if a.size == 0 or b.size == 0:
+        return {"diff": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan}
+    rng = np.random.default_rng(seed)
+    draws = _bootstrap_means(a, n_boot, rng) - _bootstrap_means(b, n_boot, rng)
+    low, high = _percentile_interval(draws, alpha)
+    p_value = min(1.0, 2.0 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
+    return {"diff": float(a.mean() - b.mean()), "low": low, "high": high, "p_value": float(p_value)}
+
+
 def coverage_ci(
     topk, n_items: int, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
 ) -> tuple[float, float, float]:

@@ -97,6 +97,40 @@ def metric_by_k(board: pd.DataFrame, metric: str = "ndcg@10", ax=None, segments=
     return ax
 
 
+def metric_by_segment(board: pd.DataFrame, segments: Sequence[str], metric: str = "ndcg@10", ax=None,
+                      methods: Optional[Sequence[str]] = None):
+    """One marker per method and segment, side by side, with 95% intervals: a metric across groups of
+    users (markets, seasons), the number of users under each group's name.
+
+    ``board`` is a leaderboard-like table (``method, segment, metric, value, ci_low, ci_high`` and
+    optionally ``n_users``); ``methods`` picks and orders the methods (default: all, in order of
+    appearance).
+    """
+    import matplotlib.pyplot as plt
+
+    ax = _axes(ax, figsize=(8, 3.8))
+    t = board[(board["metric"] == metric) & board["segment"].isin(segments)]
+    methods = list(methods) if methods is not None else list(dict.fromkeys(t["method"]))
+    colors = plt.get_cmap("tab20").colors
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(segments))
+    for n, method in enumerate(methods):
+        g = t[t["method"] == method].set_index("segment").reindex(list(segments))
+        err = np.vstack([g["value"] - g["ci_low"], g["ci_high"] - g["value"]])
+        ax.errorbar(x - 0.4 + width * (n + 0.5), g["value"], yerr=np.nan_to_num(err), fmt="o", capsize=2,
+                    label=method, color=colors[(2 * n) % 20 if n < 10 else (2 * n + 1) % 20])
+    labels = list(segments)
+    if "n_users" in t.columns:
+        n_users = t.groupby("segment")["n_users"].max()
+        labels = [f"{s}\n({int(n_users[s])} users)" if s in n_users.index else s for s in segments]
+    ax.set_xticks(x, labels, fontsize=8)
+    for edge in x[:-1] + 0.5:
+        ax.axvline(edge, color="0.85", lw=0.8)
+    ax.set(ylabel=metric, title=f"{metric} by group of new users (95% intervals)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return ax
+
+
 def metric_bars(board: pd.DataFrame, metric: str, segment: str, ax=None):
     """Horizontal bars of one metric in one segment, per method, with 95% intervals."""
     ax = _axes(ax)

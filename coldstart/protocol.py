@@ -144,10 +144,21 @@ class ColdStartSplit:
         text = self.catalog["text"].to_numpy()
         return list(text if positions is None else text[np.asarray(positions, dtype=np.int64)])
 
+    @property
+    def segment_names(self) -> list:
+        """The segments this split has cases for: the standard ones in :data:`SEGMENTS` order, then
+        any others (e.g. the market and season groups of :mod:`coldstart.subgroups`) in order of
+        appearance."""
+        present = list(dict.fromkeys(self.cases["segment"]))
+        return [s for s in SEGMENTS if s in present] + [s for s in present if s not in SEGMENTS]
+
     def segment(self, name: str) -> Segment:
-        """The cases of one segment in index form (see :class:`Segment`); computed once."""
-        if name not in SEGMENTS:
-            raise ValueError(f"Unknown segment {name!r}; choose from {SEGMENTS}")
+        """The cases of one segment in index form (see :class:`Segment`); computed once.
+
+        ``name`` is one of :data:`SEGMENTS` (empty if the split has no such case) or any other
+        segment name the split's cases carry."""
+        if name not in SEGMENTS and name not in set(self.cases["segment"]):
+            raise ValueError(f"Unknown segment {name!r}; choose from {tuple(dict.fromkeys([*SEGMENTS, *self.segment_names]))}")
         if name not in self._segments:
             self._segments[name] = self._make_segment(name)
         return self._segments[name]
@@ -178,7 +189,7 @@ class ColdStartSplit:
             "cold items": int(self.catalog["cold"].sum()),
             "new users": int(self.cases.loc[self.cases["segment"].str.startswith("k="), "user"].nunique()),
         }
-        for name in SEGMENTS:
+        for name in dict.fromkeys([*SEGMENTS, *self.segment_names]):
             rows[f"cases {name}"] = int(seg.get(name, 0))
         return pd.DataFrame({"count": rows})
 

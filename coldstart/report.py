@@ -20,7 +20,8 @@ END = "<!-- results:end -->"
 
 def markdown_table(board: pd.DataFrame, profile: str = "cpu", protocol: str = "coldstart") -> str:
     """NDCG@10 per segment plus cold-item Recall@20 and coverage@10 at k=1, one row per method."""
-    t = board[(board["profile"] == profile) & (board["protocol"] == protocol)]
+    # rows of other segments (the market and season groups of notebook 09) belong to other tables
+    t = board[(board["profile"] == profile) & (board["protocol"] == protocol) & board["segment"].isin(SEGMENTS)]
     if t.empty:
         return "_(no results for this profile yet)_"
     wide = t.pivot_table(index=["method", "kind"], columns=["metric", "segment"], values="value", aggfunc="first")

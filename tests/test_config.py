@@ -28,7 +28,8 @@ def test_smoke_profile_settings():
     assert dataclasses.asdict(p) == dict(
         name="smoke", eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32,
         batch_size=32, learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1,
-        tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20,
+        tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1,
+        adapt_pairs=128, adapt_epochs=1,
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()
@@ -41,6 +42,10 @@ def test_full_profiles_use_all_users():
     assert gpu.rerank_users is None and cpu.rerank_users == 300
     assert cpu.tower_pairs * cpu.tower_epochs > get_profile("smoke").tower_pairs * get_profile("smoke").tower_epochs
     assert cpu.n_bootstrap == gpu.n_bootstrap == 1000
+    smoke = get_profile("smoke")
+    for name in ("transfer", "adapt"):  # notebook 09: more training the bigger the profile
+        budget = {p.name: getattr(p, f"{name}_pairs") * getattr(p, f"{name}_epochs") for p in (smoke, cpu, gpu)}
+        assert budget["smoke"] < budget["cpu"] <= budget["gpu"], (name, budget)
     assert gpu.max_len == 48 and gpu.batch_size == 128
     assert PROFILES == ("smoke", "cpu", "gpu")
 
