@@ -186,3 +186,76 @@ def test_import_sets_legacy_keras_flag():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+# ------------------------------------------------------------------------------------------------
+# Each bad combination a user meets in practice, faked through installed package metadata (the
+# same path `import coldstart` takes): one line, naming the culprit, with a pip command that fixes it
+# ------------------------------------------------------------------------------------------------
+BAD_COMBINATIONS = {
+    # name: (installed distributions, words the one line must hold, the fix it must give)
+    "transformers 5 (Colab 2025+)": (
+        {"tensorflow": "2.20.0", "tf-keras": "2.20.1", "transformers": "5.0.0"},
+        ["transformers 5.0.0", "no TensorFlow classes"], f'pip install "{PIN_TRANSFORMERS}"'),
+    "transformers 4.56 without PyTorch": (
+        {"tensorflow": "2.20.0", "tf-keras": "2.20.1", "transformers": "4.56.2"},
+        ["transformers 4.56.2", "safetensors", "without PyTorch"], f'pip install "{PIN_TRANSFORMERS}"'),
+    "Keras 3 without tf-keras": (
+        {"tensorflow": "2.20.0", "keras": "3.11.3", "transformers": "4.54.1"},
+        ["TensorFlow 2.20.0", "Keras 3", "tf-keras is missing"], 'pip install "tf-keras==2.20.*"'),
+    "tf-keras of another minor version": (
+        {"tensorflow": "2.20.0", "tf-keras": "2.19.0", "transformers": "4.54.1"},
+        ["tf-keras 2.19.0", "does not match TensorFlow 2.20.0"], 'pip install "tf-keras==2.20.*"'),
+    "old TensorFlow": (
+        {"tensorflow": "2.15.1", "tf-keras": "2.15.1", "transformers": "4.54.1"},
+        ["TensorFlow 2.15.1", "too old"], 'pip install "tensorflow>=2.16,<2.22"'),
+}
+
+
+def _fake_installed(monkeypatch, dists: dict) -> None:
+    """Make importlib.metadata report exactly ``dists`` as installed."""
+    from importlib import metadata
+
+    def version(name):
+        if name in dists:
+            return dists[name]
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(_versions.metadata, "version", version)
+
+
+@pytest.mark.parametrize("case", list(BAD_COMBINATIONS))
+def test_bad_combination_gives_one_actionable_line(monkeypatch, case):
+    dists, words, fix = BAD_COMBINATIONS[case]
+    _fake_installed(monkeypatch, dists)
+    with pytest.raises(EnvironmentMismatch) as info:
+        check_versions()
+    line = str(info.value)
+    assert "\n" not in line
+    for word in words:
+        assert word in line, (case, line)
+    assert fix in line, (case, line)
+    assert line.endswith("(then restart the kernel)")
+
+
+def test_the_same_versions_with_the_fix_applied_pass(monkeypatch):
+    _fake_installed(monkeypatch, {"tensorflow": "2.20.0", "keras": "3.11.3", "tf-keras": "2.20.1",
+                                  "transformers": "4.54.1"})
+    check_versions()  # no exception: Keras 3 may stay installed beside tf-keras
+
+
+def test_import_coldstart_fails_fast_on_faked_transformers_5(tmp_path):
+    """End to end: a fake ``transformers-5.0.0.dist-info`` first on the path is what the metadata
+    lookup finds, so `import coldstart` itself must stop with the one line (without importing TF)."""
+    info = tmp_path / "transformers-5.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: transformers\nVersion: 5.0.0\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    env.pop("COLDSTART_SKIP_VERSION_CHECK", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import coldstart"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("coldstart._versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
+    assert f'pip install "{PIN_TRANSFORMERS}"' in last
