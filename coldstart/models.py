@@ -138,9 +138,17 @@ class TextIDRecommender:
         return np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, self.item_vectors.shape[1]))
 
     def text_scores(self, batch) -> np.ndarray:
-        return self.user_vectors(batch.context) @ self.item_vectors.T
+        """Cosine of context and item texts; ``-inf`` rows for empty contexts (nothing to encode)."""
+        known = np.array([len(c) > 0 for c in batch.context], dtype=bool)
+        scores = np.full((len(batch.context), len(self.texts)), -np.inf, dtype=np.float32)
+        if known.any():
+            contexts = [c for c, ok in zip(batch.context, known) if ok]
+            scores[known] = self.user_vectors(contexts) @ self.item_vectors.T
+        return scores
 
     def score(self, batch) -> np.ndarray:
+        """The blended score; a context with no known item (e.g. only unknown item ids) gets a row of
+        ``-inf``: the model has nothing to say, and the evaluation counts the user as a miss."""
         scores = self.w_text * self.text_scores(batch) + self.beta * self.is_new
         if self.id_part is not None:
             scores = scores + self.id_part.score(batch)

@@ -349,7 +349,8 @@ def make_split(
     end: rows at or after ``end`` are ignored entirely (default: keep everything).
     ks: context sizes of the new-user segments.
 
-    Raises ``ValueError`` if the cutoff leaves no training rows or no rows after it.
+    Raises ``ValueError`` if the cutoff leaves no training rows or no rows after it, or if a ``k`` in
+    ``ks`` is larger than every new user's first basket (its segment could hold no case).
     """
     cutoff = pd.Timestamp(cutoff)
     universe = clean if end is None else clean[clean["date"] < pd.Timestamp(end)]
@@ -372,6 +373,7 @@ def make_split(
     window_users = pd.Index(window["customer"].unique())
     new_users = window_users.difference(seen)
     warm_users = window_users.intersection(seen)
+    _check_ks(window, new_users, ks)
     cold_items = set(catalog.index[catalog["cold"]])
 
     parts = [
@@ -381,6 +383,22 @@ def make_split(
     ]
     cases = pd.concat(parts, ignore_index=True)
     return ColdStartSplit(cutoff=cutoff, end=end, train=train, catalog=catalog, cases=cases)
+
+
+def _check_ks(window: pd.DataFrame, new_users, ks: Sequence[int]) -> None:
+    """Refuse context sizes no new user can have: a segment that is empty by construction would
+    silently drop out of every table and plot."""
+    if any(int(k) < 1 for k in ks):
+        raise ValueError(f"Context sizes must be at least 1, got ks={tuple(ks)}")
+    rows = window[window["customer"].isin(pd.Index(new_users))].sort_values(["date", "invoice", "line"], kind="stable")
+    sizes = _first_invoice_items(rows).groupby("customer").size()
+    largest = int(sizes.max()) if len(sizes) else 0
+    too_big = [int(k) for k in ks if k > largest]
+    if too_big:
+        raise ValueError(
+            f"k={too_big[0]} is larger than any new user's first basket (the largest has {largest} distinct "
+            f"items among {len(sizes):,} new users): choose context sizes k <= {largest}"
+        )
 
 
 def make_validation_split(clean: pd.DataFrame, **kwargs) -> ColdStartSplit:
