@@ -1,0 +1,352 @@
+"""The serving recommender of notebook 07: values, fallbacks, bad input, persistence, sessions.
+
+Most tests use the tiny hand-made split (conftest) and a tiny randomly initialised BERT with the real
+MiniLM tokenizer (loads in well under a second), so they check the arithmetic, not the model. Tests
+marked slow load all-MiniLM-L6-v2 and the real catalog.
+"""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import coldstart
+from coldstart import serving
+from coldstart.baselines import CountryPopularity, basket_matrix
+from coldstart.evaluate import Batch
+from coldstart.models import ItemRegression
+
+from conftest import models_folder
+
+tf = coldstart.import_tensorflow()
+MINILM = models_folder() / "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    if not (MINILM / "tokenizer_config.json").is_file():
+        pytest.skip(f"no local all-MiniLM-L6-v2 at {MINILM} (set COLDSTART_MODELS_DIR)")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(MINILM))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tokenizer):
+    from transformers import BertConfig, TFBertModel
+
+    tf.keras.utils.set_random_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=128)
+    model = TFBertModel(cfg)
+    model(input_ids=tf.constant([[101, 102]]))
+    return model
+
+
+@pytest.fixture
+def rec(tiny_split, tokenizer, tiny_bert):
+    return serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=0.5, beta=0.01, lam=1.0),
+                                          progress=False)
+
+
+def _cos_scores(rec, clicks, query_vec=None):
+    vecs = [rec.index[rec._pos[c]] for c in clicks] + ([query_vec] if query_vec is not None else [])
+    u = np.mean(vecs, axis=0)
+    return rec.index @ (u / np.linalg.norm(u))
+
+
+# -- values ------------------------------------------------------------------------------------------
+def test_click_scores_are_the_recipe_computed_by_hand(rec, tiny_split):
+    clicks = ["10001", "10003"]
+    out = rec.recommend(clicks, k=10)
+    B = ItemRegression(basket_matrix(tiny_split), lam=1.0).B
+    pos = [rec._pos[c] for c in clicks]
+    expected = 0.5 * _cos_scores(rec, clicks) + B[pos].mean(axis=0) + 0.01 * rec.is_new
+    expected[pos] = -np.inf
+    order = np.argsort(-expected, kind="stable")[:8]   # 10 items, 2 clicked
+    assert list(out.columns) == ["item_id", "text", "score", "reason"]
+    assert list(out.index) == list(range(1, 9))
+    assert out["item_id"].tolist() == [rec.item_ids[i] for i in order]
+    assert np.allclose(out["score"], expected[order], atol=1e-5)
+    assert out.attrs == {"notes": [], "unknown_items": [], "fallback": None}
+
+
+def test_clicked_and_excluded_items_are_never_recommended_and_k_is_capped(rec):
+    out = rec.recommend(["10001", "10001", "10002"], exclude=["10005"], k=50)
+    assert len(out) == 10 - 3
+    assert not {"10001", "10002", "10005"} & set(out["item_id"])
+    assert out["score"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        rec.recommend(["10001"], k=0)
+
+
+def test_unknown_item_ids_are_ignored_and_listed(rec):
+    plain = rec.recommend(["10001"], k=5)
+    out = rec.recommend(["nope", "10001", 12345], k=5)
+    assert out["item_id"].tolist() == plain["item_id"].tolist()
+    assert np.allclose(out["score"], plain["score"])
+    assert out.attrs["unknown_items"] == ["nope", "12345"]
+    assert "ignored 2 unknown item id(s)" in out.attrs["notes"][0]
+
+
+def test_empty_context_falls_back_to_country_then_global_popularity(rec, tiny_split):
+    cp = CountryPopularity(tiny_split)
+    france = rec.recommend(country="France", k=10)
+    expected = cp.share[cp.countries["France"]] + 0.1 * cp.glob
+    order = np.argsort(-expected, kind="stable")
+    assert france["item_id"].tolist() == [tiny_split.item_ids[i] for i in order]
+    assert np.allclose(france["score"], expected[order])
+    assert set(france["reason"]) == {"popular in France"} and france.attrs["fallback"] == "country"
+    # Germany has no training customers: global popularity, and a note says why
+    germany = rec.recommend(country="Germany", k=3)
+    assert germany.attrs["fallback"] == "global" and set(germany["reason"]) == {"popular overall"}
+    assert "no training customers from 'Germany'" in germany.attrs["notes"][0]
+    assert germany["item_id"].tolist() == [tiny_split.item_ids[i] for i in np.argsort(-cp.glob, kind="stable")[:3]]
+    # only unknown clicks is an empty context too
+    assert rec.recommend(["nope"], k=3).attrs["fallback"] == "global"
+
+
+def test_empty_and_blank_queries_are_ignored(rec):
+    plain = rec.recommend(["10004"], k=5)
+    for blank in ["", "   \n"]:
+        out = rec.recommend(["10004"], query_text=blank, k=5)
+        assert out["item_id"].tolist() == plain["item_id"].tolist()
+        assert out.attrs["notes"] == ["the query is empty: ignored"]
+    with pytest.raises(ValueError, match="empty"):
+        rec.encode_query(" ")
+
+
+def test_query_vector_is_the_mean_pooled_encoding_and_words_share_it_exactly(rec, tokenizer, tiny_bert):
+    from coldstart.encoders import encode
+
+    q = rec.encode_query("Red retrospot cake")
+    assert np.allclose(q.vector, encode(["Red retrospot cake"], tokenizer, tiny_bert, max_len=64)[0], atol=1e-5)
+    assert q.words == ["Red", "retrospot", "cake"]   # a word split into word pieces is one word
+    ids = tokenizer("Red retrospot cake")["input_ids"]
+    hidden = tiny_bert(input_ids=tf.constant([ids])).last_hidden_state.numpy()[0]
+    special = (hidden[0] + hidden[-1]) / (len(ids) * np.linalg.norm(hidden.mean(0)))  # [CLS] and [SEP]
+    assert np.allclose(q.word_parts.sum(axis=0) + special, q.vector, atol=1e-5)
+
+
+def test_query_and_clicks_are_averaged_and_the_reason_names_the_top_contributor(rec):
+    q = rec.encode_query("zinc heart")
+    out = rec.recommend(["10001"], query_text=q, k=8)
+    expected = 0.5 * _cos_scores(rec, ["10001"], q.vector) + 0.01 * rec.is_new
+    expected += rec.id_matrix[rec._pos["10001"]]
+    assert np.allclose(out["score"], [expected[rec._pos[i]] for i in out["item_id"]], atol=1e-5)
+    allowed = {'matches "zinc"', 'matches "heart"', 'similar to "red retrospot cake stand"',
+               'bought with "red retrospot cake stand"'}
+    assert {r.replace(" · new product", "") for r in out["reason"]} <= allowed
+    # the reason is the largest contribution: check one item by hand
+    top = rec._pos[out["item_id"].iloc[0]]
+    v = rec.index[top]
+    u_raw = (rec.index[rec._pos["10001"]] + q.vector) / 2
+    denom = 2 * np.linalg.norm(u_raw)
+    click = 0.5 * rec.index[rec._pos["10001"]] @ v / denom + rec.id_matrix[rec._pos["10001"], top]
+    words = 0.5 * q.word_parts @ v / denom
+    if click >= words.max():
+        assert out["reason"].iloc[0].split(" · ")[0].endswith('"red retrospot cake stand"')
+    else:
+        assert out["reason"].iloc[0].startswith(f'matches "{q.words[int(words.argmax())]}"')
+
+
+def test_reason_says_bought_with_when_the_id_part_dominates(tiny_split, tokenizer, tiny_bert):
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=1e-6, lam=1.0), progress=False)
+    out = rec.recommend(["10001"], k=3)
+    assert out["reason"].iloc[0] == 'bought with "red retrospot cake stand"'
+    assert "new product" not in " ".join(out["reason"])   # beta = 0: no bias, no label
+
+
+def test_very_long_query_is_truncated_and_says_so(rec, tokenizer):
+    long = "zinc heart decoration " * 200
+    q = rec.encode_query(long)
+    assert q.truncated and q.n_tokens == rec.query_max_len
+    cut = tokenizer.decode(tokenizer(long, max_length=64, truncation=True)["input_ids"][1:-1])
+    assert np.allclose(q.vector, rec.encode_query(cut).vector, atol=1e-5)
+    out = rec.recommend(query_text=long, k=3)
+    assert out.attrs["notes"] == ["the query is longer than 64 tokens: truncated"] and len(out) == 3
+
+
+def test_non_ascii_text_is_encoded_like_its_ascii_form(rec):
+    accented = rec.encode_query("Décoration de Noël ❄ 圣诞")
+    assert np.isfinite(accented.vector).all() and abs(np.linalg.norm(accented.vector) - 1) < 1e-5
+    assert np.allclose(rec.encode_query("Décoration Noël").vector, rec.encode_query("decoration noel").vector, atol=1e-6)
+    out = rec.recommend(query_text="Décoration de Noël ❄ 圣诞", k=4)
+    assert len(out) == 4 and np.isfinite(out["score"]).all()
+    ids = rec.add_items(["Boîte à thé «Noël»"], ["ÉTÉ-1"])
+    assert rec.recommend(["ÉTÉ-1"], k=2).attrs["unknown_items"] == [] and ids == ["ÉTÉ-1"]
+
+
+# -- new products ------------------------------------------------------------------------------------
+def test_added_items_enter_the_index_and_are_recommended(rec, tokenizer, tiny_bert):
+    from coldstart.encoders import encode
+
+    n = rec.n_items
+    ids = rec.add_items(["glass star christmas bauble", "wooden advent calendar"])
+    assert ids == ["new-1", "new-2"] and rec.n_items == n + 2
+    assert np.allclose(rec.index[n:], encode(["glass star christmas bauble", "wooden advent calendar"], tokenizer,
+                                             tiny_bert, max_len=rec.max_len), atol=1e-6)
+    assert rec.is_new[-2:].tolist() == [1, 1] and rec.popularity[-2:].tolist() == [0, 0]
+    out = rec.recommend(query_text="glass star christmas bauble", k=rec.n_items)
+    row = out.set_index("item_id").loc["new-1"]
+    assert row["score"] == pytest.approx(0.5 * 1.0 + 0.01, abs=1e-4)   # cosine with itself is 1, plus beta
+    # clicking a new item works (it has no ID row: only text and beta count)
+    clicked = rec.recommend(["new-2"], k=rec.n_items)
+    assert "new-2" not in set(clicked["item_id"]) and clicked.attrs["unknown_items"] == []
+    expected = 0.5 * _cos_scores(rec, ["new-2"]) + 0.01 * rec.is_new
+    assert np.allclose(clicked["score"], [expected[rec._pos[i]] for i in clicked["item_id"]], atol=1e-5)
+    assert rec.add_items(["sequin bag"]) == ["new-3"]
+
+
+@pytest.mark.parametrize("texts, ids, match", [
+    (["a product"], ["10001"], "already in the catalog"),
+    (["one", "two"], ["x", "x"], "repeated"),
+    (["   "], ["x"], "empty text"),
+    (["one", "two"], ["x"], "2 texts but 1 ids"),
+])
+def test_add_items_rejects_bad_input_and_changes_nothing(rec, texts, ids, match):
+    before = (rec.n_items, rec.index.copy())
+    with pytest.raises(ValueError, match=match):
+        rec.add_items(texts, ids)
+    assert rec.n_items == before[0] and np.array_equal(rec.index, before[1])
+
+
+# -- batch scoring -----------------------------------------------------------------------------------
+def test_batch_scores_equal_single_recommendations(rec, tiny_split):
+    from coldstart import evaluate as E
+
+    ctx = [np.array([0, 2]), np.array([4]), np.array([], dtype=np.int64)]
+    batch = Batch(context=ctx, country=np.array(["France", "United Kingdom", "France"]),
+                  date=np.array(["2011-03-01"] * 3, dtype="datetime64[ns]"))
+    scores = rec.score(batch)
+    assert scores.shape == (3, rec.n_items)
+    for row, c in enumerate(ctx):
+        out = rec.recommend([rec.item_ids[i] for i in c], country=batch.country[row], k=5)
+        assert np.allclose(scores[row, [rec._pos[i] for i in out["item_id"]]], out["score"], atol=1e-5)
+    result = E.evaluate(rec, tiny_split, n_boot=0)
+    ndcg = result.pivot("ndcg@10")
+    assert set(ndcg.index) == {"k=1", "k=3", "k=5", "cold-items", "warm"} and ((ndcg >= 0) & (ndcg <= 1)).all()
+
+
+# -- persistence -------------------------------------------------------------------------------------
+def test_save_and_load_give_identical_recommendations(rec, tmp_path):
+    rec.add_items(["glass star christmas bauble"], ["NEW-1"])
+    folder = rec.save(tmp_path / "recommender")
+    assert {p.name for p in folder.iterdir()} == {"encoder", "index.npy", "id_matrix.npy", "catalog.parquet",
+                                                 "popularity.npz", "serving.json"}
+    assert [p.name for p in tmp_path.iterdir()] == ["recommender"]   # no temporary folder left
+    meta = json.loads((folder / "serving.json").read_text())
+    assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {"w_text": 0.5, "beta": 0.01, "lam": 1.0}
+    back = serving.Recommender.load(folder)
+    assert back.item_ids == rec.item_ids and np.array_equal(back.index, rec.index)
+    for kwargs in [dict(clicked_items=["10001", "NEW-1"]), dict(query_text="zinc heart", clicked_items=["10003"]),
+                   dict(country="France"), dict(country="Narnia")]:
+        a, b = rec.recommend(k=6, **kwargs), back.recommend(k=6, **kwargs)
+        pd.testing.assert_frame_equal(a, b, atol=1e-6)
+        assert a.attrs == b.attrs
+
+
+def test_save_replaces_atomically_and_keeps_the_old_folder_on_failure(rec, tmp_path, monkeypatch):
+    folder = rec.save(tmp_path / "rec")
+    before = (folder / "index.npy").read_bytes()
+    rec.add_items(["sequin bag"], ["NEW-9"])
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(serving.pd.DataFrame, "to_parquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        rec.save(folder)
+    assert (folder / "index.npy").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
+    assert "NEW-9" not in serving.Recommender.load(folder).item_ids
+
+
+def test_load_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved recommender"):
+        serving.Recommender.load(tmp_path)
+
+
+def test_recipe_is_read_from_retriever_json(tmp_path):
+    assert serving.read_recipe(tmp_path / "missing.json") is None
+    (tmp_path / "r.json").write_text(json.dumps({"w": 0.1, "beta": 0.005, "lam": 1000, "val_ndcg": 0.2}))
+    assert serving.read_recipe(tmp_path / "r.json") == serving.Recipe(w_text=0.1, beta=0.005, lam=1000.0)
+    (tmp_path / "r.json").write_text(json.dumps({"recipe": {"w_text": 0.2, "beta": 0.0}}))
+    assert serving.read_recipe(tmp_path / "r.json") == serving.Recipe(w_text=0.2, beta=0.0, lam=None)
+    with pytest.raises(ValueError, match="unknown recipe keys"):
+        serving.Recipe.from_dict({"w_txt": 1})
+
+
+def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLDSTART_RUNS", str(tmp_path))
+    ckpt = serving.checkpoint_folder("smoke")
+    tiny_bert.save_pretrained(str(ckpt))
+    tokenizer.save_pretrained(str(ckpt))
+    (tmp_path / "retriever.json").write_text(json.dumps({"w_text": 0.3, "beta": 0.02, "lam": 2.0}))
+    rec, message = serving.for_profile(tiny_split, "smoke", progress=False)
+    assert rec.recipe == serving.Recipe(w_text=0.3, beta=0.02, lam=2.0) and rec.id_matrix.shape == (10, 10)
+    assert message.startswith("fine-tuned two-tower from") and "recipe from" in message
+    assert np.allclose(rec.encode_query("zinc heart").vector,
+                       serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, progress=False)
+                       .encode_query("zinc heart").vector, atol=1e-6)
+
+
+# -- sessions and the widget -------------------------------------------------------------------------
+def test_a_session_encodes_the_query_once_and_clicks_without_the_encoder(rec, monkeypatch):
+    session = serving.Session(rec, country="France", k=4)
+    assert session.current.attrs["fallback"] == "country"
+    first = session.search("zinc heart")
+    assert first.attrs["fallback"] is None
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("a click must not call the encoder")
+
+    monkeypatch.setattr(rec, "encode_query", no_encoder)
+    monkeypatch.setattr(rec, "encoder", None)
+    item = first["item_id"].iloc[0]
+    after = session.click(item)
+    assert session.clicks == [item] and item not in set(after["item_id"])
+    expected = rec.recommend([item], query_text=session.query, k=4)
+    pd.testing.assert_frame_equal(after, expected)
+    assert [a for a, _ in session.timings] == ["start", "search", "click"] and all(ms >= 0 for _, ms in session.timings)
+
+
+def test_demo_widget_updates_on_search_and_on_every_click(rec):
+    pytest.importorskip("ipywidgets")
+    demo = serving.demo_widget(rec, country="United Kingdom", k=5)
+    assert len(demo.items.children) == 5
+    demo.type_query("zinc heart")
+    assert demo.search_box.value == "zinc heart" and "search" in demo.status.value
+    button = demo.items.children[0].children[0]
+    chosen = demo.session.current["item_id"].iloc[0]
+    button.click()   # what a person's click does
+    assert demo.session.clicks == [chosen] and "click" in demo.status.value
+    assert chosen not in set(demo.session.current["item_id"])
+    demo.search_box.value = "red cake"   # a person typing and pressing Enter
+    assert demo.session.query.text == "red cake" and len(demo.session.timings) == 4
+
+
+# -- the real model (slow) ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_rec(split):
+    return serving.Recommender.from_split(split, str(MINILM), progress=False)
+
+
+@pytest.mark.slow
+def test_real_model_ranks_an_added_product_first_for_its_own_text(real_rec):
+    real_rec.add_items(["hand painted glass christmas bauble with glitter"], ["NEW-BAUBLE"])
+    out = real_rec.recommend(query_text="hand painted glass christmas bauble with glitter", k=5)
+    assert out["item_id"].iloc[0] == "NEW-BAUBLE" and out["score"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    xmas = real_rec.recommend(query_text="vintage christmas decorations", k=10)
+    assert sum("christmas" in t for t in xmas["text"]) >= 5
+    assert {r.split(" · ")[0] for r in xmas["reason"]} <= {'matches "vintage"', 'matches "christmas"', 'matches "decorations"'}
+
+
+@pytest.mark.slow
+def test_measure_latency_reports_percentiles_of_real_sessions(real_rec, split):
+    lat = serving.measure_latency(real_rec, split, n_users=5, n_queries=5, warmup=2, batch_users=50, batch_size=25)
+    assert lat["n_clicks"] == 25 and lat["n_queries"] == 5 and lat["batch_users"] == 50
+    assert 0 < lat["click_p50_ms"] <= lat["click_p95_ms"] and 0 < lat["query_p50_ms"] <= lat["query_p95_ms"]
+    assert lat["click_p95_ms"] == pytest.approx(np.percentile(lat["click_ms"], 95)) and lat["batch_users_per_s"] > 0
