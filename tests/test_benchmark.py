@@ -17,3 +17,28 @@ def test_training_flops_formula():
 def test_matmul_peak_is_a_positive_rate():
     peak = benchmark.matmul_peak(n=256, repeats=3)
     assert 0.1 < peak < 100_000
+
+
+def test_merge_results_rewrites_only_its_own_key(tmp_path):
+    import json
+
+    out = tmp_path / "benchmarks.json"
+    out.write_text(json.dumps({"training": {"speedup": 2.79}, "machine": {"cpu": "x86_64"}}))
+    benchmark.merge_results(out, "serving", {"click_p95_ms": 1.9})
+    benchmark.merge_results(out, "serving", {"click_p95_ms": 2.0})
+    assert json.loads(out.read_text()) == {"training": {"speedup": 2.79}, "machine": {"cpu": "x86_64"},
+                                           "serving": {"click_p95_ms": 2.0}}
+    assert [p.name for p in tmp_path.iterdir()] == ["benchmarks.json"]
+
+
+@pytest.mark.slow
+def test_crossencoder_timing_scores_every_item_once():
+    from conftest import models_folder
+
+    model = models_folder() / "all-MiniLM-L6-v2"
+    if not model.is_dir():
+        pytest.skip("no local all-MiniLM-L6-v2")
+    res = benchmark.crossencoder_full_catalog(str(model), "red retrospot cake stand", ["a", "tea set", "zinc heart"] * 3,
+                                              batch_size=4)
+    assert res["crossencoder_items"] == 9 and res["crossencoder_full_catalog_ms"] > 0
+    assert res["crossencoder_pairs_per_s"] == pytest.approx(9 / (res["crossencoder_full_catalog_ms"] / 1000), rel=0.01)
