@@ -64,6 +64,15 @@ class Profile:
         model trained on one market's customers (notebook 09; a fixed budget, no early stopping).
     adapt_pairs, adapt_epochs: pairs per epoch and epochs of the short tuning on the other markets'
         customers seen before the cutoff (notebook 09).
+    peft_pairs, peft_epochs: notebook 06 trains the two-tower model three ways (full fine-tuning,
+        adapters, LoRA) on the same ``peft_pairs`` pairs per epoch for at most ``peft_epochs`` epochs
+        each (early stopping on the validation protocol may end sooner); the three share the
+        notebook's time budget.
+    adapter_size, lora_rank: adapter bottleneck width and LoRA rank.
+    peft_learning_rate: learning rate of adapters and LoRA (full fine-tuning uses ``learning_rate``;
+        the few new weights need a larger one).
+    group_pairs: pairs per epoch (one epoch) for each country-group adapter of notebook 06.
+    measure_steps: timed training steps per method when step time and peak memory are measured.
     """
 
     name: str
@@ -84,6 +93,13 @@ class Profile:
     transfer_epochs: int
     adapt_pairs: int
     adapt_epochs: int
+    peft_pairs: int
+    peft_epochs: int
+    adapter_size: int
+    lora_rank: int
+    peft_learning_rate: float
+    group_pairs: int
+    measure_steps: int
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -101,19 +117,22 @@ _SETTINGS = {
         eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32, batch_size=32,
         learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1, tower_pairs=640,
         tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1, adapt_pairs=128,
-        adapt_epochs=1,
+        adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
+        group_pairs=128, measure_steps=2,
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
         learning_rate=5e-5, encode_batch_size=128, ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096,
         tower_epochs=6, rerank_users=300, rerank_n=30, transfer_pairs=4096, transfer_epochs=3, adapt_pairs=1024,
-        adapt_epochs=2,
+        adapt_epochs=2, peft_pairs=4096, peft_epochs=3, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
+        group_pairs=1024, measure_steps=10,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
         learning_rate=2.5e-5, encode_batch_size=512, ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384,
         tower_epochs=10, rerank_users=None, rerank_n=50, transfer_pairs=16384, transfer_epochs=3,
-        adapt_pairs=1024, adapt_epochs=3,
+        adapt_pairs=1024, adapt_epochs=3, peft_pairs=16384, peft_epochs=6, adapter_size=64, lora_rank=8,
+        peft_learning_rate=1e-3, group_pairs=4096, measure_steps=20,
     ),
 }
 
