@@ -35,7 +35,7 @@ class Examples:
         return len(self.context)
 
     def subset(self, idx) -> "Examples":
-        idx = np.asarray(idx)
+        idx = np.asarray(idx, dtype=np.int64)  # an empty list is float64 to numpy: not an index
         return Examples([self.context[i] for i in idx], [self.targets[i] for i in idx],
                         self.country[idx], self.date[idx])
 
