@@ -119,6 +119,12 @@ class SeqBenchmark:
         return dataclasses.replace(self, invoices=self.invoices[idx], sequences=[self.sequences[i] for i in idx])
 
 
+def protocol_of(bench: SeqBenchmark) -> str:
+    """The protocol name results on ``bench`` carry: :data:`PROTOCOL` for the papers' file order,
+    ``PROTOCOL + ":random-order"`` for the shuffled variant (so the two never overwrite each other)."""
+    return PROTOCOL if bench.order == "file" else f"{PROTOCOL}:random-order"
+
+
 def _cut(split: str) -> int:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -309,7 +315,8 @@ def evaluate_seq(model, bench: SeqBenchmark, split: str = "test", ks: Sequence[i
     split: ``"test"`` (the last item) or ``"valid"`` (the second-to-last).
     ks: cut-offs of Recall@K and NDCG@K.
     mask_history: remove the history's items from the ranking (not done by the papers' protocol).
-    method, kind, profile: labels of the result table (``method`` defaults to ``model.name``).
+    method, kind, profile: labels of the result table (``method`` defaults to ``model.name``; the
+        protocol is :func:`protocol_of` the benchmark).
     n_boot: bootstrap resamples over invoices for 95% intervals (0: none).
 
     Returns a :class:`SeqResult`.
@@ -338,7 +345,7 @@ def evaluate_seq(model, bench: SeqBenchmark, split: str = "test", ks: Sequence[i
         rows.append(dict(metric=metric, value=mean, ci_low=low, ci_high=high))
     table = pd.DataFrame(rows).assign(
         method=method or getattr(model, "name", getattr(model, "__name__", "model")), kind=kind,
-        profile=profile, protocol=PROTOCOL, segment=split, n_users=len(targets))
+        profile=profile, protocol=protocol_of(bench), segment=split, n_users=len(targets))
     return SeqResult(table=table[LEADERBOARD_COLUMNS + ["n_users"]], ranks=ranks, invoices=bench.invoices)
 
 
@@ -435,14 +442,18 @@ class SeqEASE(_HistoryWeighted):
 
 class Blend:
     """score = sum of ``weight * model.score`` over ``parts`` (``[(weight, model), ...]``): e.g. a text
-    model plus an ID model. ``-inf`` from any part stays ``-inf``."""
+    model plus an ID model. ``-inf`` from any part stays ``-inf``; a part of weight 0 is not run."""
 
     def __init__(self, parts: Iterable, name: str = "blend"):
         self.parts, self.name = list(parts), name
+        if not any(w != 0 for w, _ in self.parts):
+            raise ValueError("a blend needs at least one part with a non-zero weight")
 
     def score(self, histories) -> np.ndarray:
         out = None
         for w, model in self.parts:
+            if w == 0:
+                continue
             s = np.asarray(model.score(histories), dtype=np.float32)
             s = w * s if w != 1 else s
             out = s if out is None else out + s

@@ -31,6 +31,7 @@ def test_smoke_profile_settings():
         tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1,
         adapt_pairs=128, adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8,
         peft_learning_rate=1e-3, group_pairs=128, measure_steps=2,
+        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300,
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()
@@ -47,6 +48,8 @@ def test_full_profiles_use_all_users():
     for name in ("transfer", "adapt"):  # notebook 09: more training the bigger the profile
         budget = {p.name: getattr(p, f"{name}_pairs") * getattr(p, f"{name}_epochs") for p in (smoke, cpu, gpu)}
         assert budget["smoke"] < budget["cpu"] <= budget["gpu"], (name, budget)
+    budget = {p.name: p.bench_pairs * p.bench_epochs for p in (smoke, cpu, gpu)}  # notebook 08
+    assert budget["smoke"] < budget["cpu"] < budget["gpu"] and cpu.bench_users is None
     assert gpu.max_len == 48 and gpu.batch_size == 128
     assert PROFILES == ("smoke", "cpu", "gpu")
 

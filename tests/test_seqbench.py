@@ -95,6 +95,7 @@ def test_random_order_shuffles_only_within_a_time(tiny):
             assert sorted(a) == sorted(b)
         assert other.sequences[2][0] == D  # D is earlier in time: first whatever the shuffle
     assert any(any(not np.array_equal(a, b) for a, b in zip(tiny.sequences, o.sequences)) for o in shuffled)
+    assert set(S.evaluate_seq(_Fixed(), shuffled[0]).table["protocol"]) == {S.PROTOCOL + ":random-order"}
     again = S.load_benchmark(_tiny_raw(), order="random", seed=3, expect=None)
     assert all(np.array_equal(a, b) for a, b in zip(again.sequences, shuffled[3].sequences))
 
@@ -233,6 +234,12 @@ def test_choose_on_valid_uses_the_validation_targets(tiny):
 def test_blend_adds_weighted_scores(tiny):
     blend = S.Blend([(1.0, _Fixed()), (2.0, S.SeqPopularity(tiny))])
     np.testing.assert_allclose(blend.score([np.array([0])])[0], np.arange(5) + 2 * np.array([5, 4, 5, 3, 2]))
+    dropped = S.SeqItemKNN(tiny, drop_history=True)
+    only_fixed = S.Blend([(1.0, _Fixed()), (0.0, dropped)]).score([np.array([0])])[0]
+    assert list(only_fixed) == [0, 1, 2, 3, 4]  # weight 0: not run (0 x -inf would be NaN)
+    assert np.isneginf(S.Blend([(1.0, _Fixed()), (0.5, dropped)]).score([np.array([0])])[0][0])
+    with pytest.raises(ValueError, match="non-zero"):
+        S.Blend([(0.0, _Fixed())])
 
 
 def test_sample_is_deterministic_and_keeps_the_catalog(tiny):
