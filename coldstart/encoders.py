@@ -95,13 +95,24 @@ def mean_pool(hidden, mask):
     return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
 
 
+def _structure(model) -> int:
+    """A fingerprint of the model's layer structure: changes when layers are inserted or replaced
+    (adapters, LoRA), not when weights train."""
+    return hash(tuple(id(m) for m in getattr(model, "submodules", ())))
+
+
 def _pooled_forward(model):
     """The model's compiled mean-pooled forward pass, traced once per model and reused by every
-    :func:`encode` call (tracing a BERT graph costs seconds; shapes are relaxed after the first)."""
+    :func:`encode` call (tracing a BERT graph costs seconds; shapes are relaxed after the first).
+
+    A traced graph keeps calling the layers it was traced with, so when layers are inserted into the
+    model afterwards (``coldstart.peft.add_adapters`` on a model that already encoded something) the
+    pass is traced again; otherwise the new layers would be silently skipped."""
     import tensorflow as tf
 
     fn = getattr(model, "_coldstart_pooled_forward", None)
-    if fn is None:
+    key = _structure(model)
+    if fn is None or getattr(model, "_coldstart_pooled_structure", None) != key:
 
         @tf.function(reduce_retracing=True)
         def fn(input_ids, attention_mask):
@@ -109,6 +120,7 @@ def _pooled_forward(model):
             return mean_pool(hidden, attention_mask)
 
         model._coldstart_pooled_forward = fn
+        model._coldstart_pooled_structure = key
     return fn
 
 

@@ -80,13 +80,25 @@ def test_committed_leaderboard_schema_and_provenance():
         if profile != "paper":
             info = runs[f"{method} | {profile} | {protocol}"]
             assert info["versions"]["tensorflow"] and info["date"]
-    baselines = board[(board["kind"] == "baseline") & (board["profile"] == "cpu")]
+    # notebook 02's baselines on the standard segments (notebook 09 adds baselines of market / season groups only)
+    baselines = board[(board["kind"] == "baseline") & (board["profile"] == "cpu") & board["segment"].isin(report.SEGMENTS)]
     assert {"popularity", "country-popularity", "item-knn", "tfidf", "zero-shot-lm", "hybrid"} <= set(baselines["method"])
     needed = {(s, m) for s in ("k=1", "k=3", "k=5", "cold-items") for m in ("ndcg@10", "recall@10", "recall@20", "coverage@10")}
     for method, g in baselines.groupby("method"):
         assert needed <= set(zip(g["segment"], g["metric"])), method
         acc = g[g["metric"].isin(["ndcg@10", "recall@20"])]
         assert ((acc["ci_low"] <= acc["value"]) & (acc["value"] <= acc["ci_high"])).all()
+
+
+def test_committed_group_rows_name_their_market_or_season():
+    board = pd.read_csv(ROOT / "results" / "leaderboard.csv")
+    rows = board[(board["protocol"] == "coldstart") & ~board["segment"].isin(["k=1", "k=3", "k=5", "cold-items", "warm"])]
+    bad = sorted(set(rows["segment"]) - {s for s in rows["segment"] if re.fullmatch(r"(market|season)=\S+ k=[135]", s)})
+    assert not bad, f"segments that name neither a market nor a season: {bad}"
+    # a method of the group rows never shares its name with a method of the standard segments: update_leaderboard
+    # replaces rows by (method, profile, protocol), so a shared name would delete the other notebook's rows
+    standard = set(board.loc[board["segment"].isin(["k=1", "k=3", "k=5"]), "method"])
+    assert not standard & set(rows["method"])
 
 
 def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():

@@ -180,3 +180,39 @@ def test_mean_pool_ignores_padding():
     hidden = tf.constant([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     mask = tf.constant([[1, 1, 0]])
     np.testing.assert_allclose(encoders.mean_pool(hidden, mask).numpy(), [[2.0, 3.0]])
+
+
+@pytest.mark.slow
+def test_pooled_forward_is_traced_again_when_layers_are_inserted():
+    # a model that encoded before adapters were added must not keep using the graph without them
+    import tensorflow as tf
+    from transformers import BertConfig, TFBertModel
+
+    from coldstart import peft
+    from coldstart.encoders import _pooled_forward
+
+    tf.keras.utils.set_random_seed(0)
+    model = TFBertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=16, max_position_embeddings=16))
+    ids = tf.constant([[2, 5, 6, 3], [2, 7, 3, 0]])
+    mask = tf.cast(ids != 0, tf.int32)
+    before = _pooled_forward(model)(ids, mask).numpy()
+    fn = _pooled_forward(model)
+    assert _pooled_forward(model) is fn  # nothing changed: the traced pass is reused
+    model.layers[0].trainable = False     # training flags and weights are not structure
+    assert _pooled_forward(model) is fn
+    peft.add_adapters(model, size=4)
+    rng = np.random.default_rng(0)
+    for layer in peft.peft_layers(model).values():  # adapters that change the output (a constant
+        # shift would not: the LayerNorm after each adapter removes it)
+        layer.up.kernel.assign(rng.normal(size=layer.up.kernel.shape).astype(np.float32))
+    after = _pooled_forward(model)
+    assert after is not fn
+    np.testing.assert_allclose(after(ids, mask).numpy(), _mean(model, ids, mask), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after(ids, mask).numpy(), before)
+
+
+def _mean(model, ids, mask):
+    from coldstart.encoders import mean_pool
+
+    return mean_pool(model(input_ids=ids, attention_mask=mask, training=False).last_hidden_state, mask).numpy()
