@@ -78,6 +78,8 @@ class Profile:
         targets may end sooner).
     bench_users, bench_valid_users: benchmark invoices scored at test time, and validation invoices
         used for every choice (``None``: all 16,520).
+    serving_calls: new users' click sessions and free-text queries timed in notebook 07's latency
+        walk-through (``make benchmark ONLY=serving`` times 300 of each in every profile).
     """
 
     name: str
@@ -109,6 +111,7 @@ class Profile:
     bench_epochs: int
     bench_users: Optional[int]
     bench_valid_users: Optional[int]
+    serving_calls: int
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -128,7 +131,7 @@ _SETTINGS = {
         tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1, adapt_pairs=128,
         adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
         group_pairs=128, measure_steps=2,
-        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300,
+        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
@@ -136,7 +139,7 @@ _SETTINGS = {
         tower_epochs=6, rerank_users=300, rerank_n=30, transfer_pairs=4096, transfer_epochs=3, adapt_pairs=1024,
         adapt_epochs=2, peft_pairs=4096, peft_epochs=3, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
         group_pairs=1024, measure_steps=10,
-        bench_pairs=12800, bench_epochs=3, bench_users=None, bench_valid_users=2000,
+        bench_pairs=12800, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
@@ -144,7 +147,7 @@ _SETTINGS = {
         tower_epochs=10, rerank_users=None, rerank_n=50, transfer_pairs=16384, transfer_epochs=3,
         adapt_pairs=1024, adapt_epochs=3, peft_pairs=16384, peft_epochs=6, adapter_size=64, lora_rank=8,
         peft_learning_rate=1e-3, group_pairs=4096, measure_steps=20,
-        bench_pairs=32768, bench_epochs=5, bench_users=None, bench_valid_users=None,
+        bench_pairs=32768, bench_epochs=5, bench_users=None, bench_valid_users=None, serving_calls=300,
     ),
 }
 

@@ -171,3 +171,26 @@ def side_by_side(split, segment, recommendations: dict, rows: Sequence[int], n: 
             rec[name] = "\n".join(("✓ " if i in tg else "  ") + texts[i] for i in top[r, :n] if i >= 0)
         out.append(rec)
     return pd.DataFrame(out).set_index("user")
+
+
+def latency_distribution(times: dict, targets: Optional[dict] = None, ax=None):
+    """Histograms of serving latencies in milliseconds (log x), one per path, with p50 and p95 marked.
+
+    ``times`` maps a path name (``"click"``, ``"query"``) to an array of milliseconds; ``targets``
+    optionally maps the same names to a p95 target, drawn as a dashed line.
+    """
+    ax = _axes(ax, figsize=(7, 3.5))
+    all_ms = np.concatenate([np.asarray(v, float) for v in times.values()])
+    bins = np.logspace(np.log10(max(all_ms.min(), 1e-3) * 0.9), np.log10(all_ms.max() * 1.1), 40)
+    for (name, ms), colour in zip(times.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        ms = np.asarray(ms, float)
+        p50, p95 = np.percentile(ms, [50, 95])
+        ax.hist(ms, bins=bins, alpha=0.6, color=colour, label=f"{name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms (n={len(ms)})")
+        ax.axvline(p95, color=colour, lw=1)
+        if targets and name in targets:
+            ax.axvline(targets[name], color=colour, ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set(xlabel="milliseconds per call (log scale)", ylabel="calls",
+           title="Serving latency (solid: p95, dashed: p95 target)")
+    ax.legend(fontsize=8)
+    return ax

@@ -40,6 +40,7 @@ ID matrix, catalog, popularity, versions) atomically; :meth:`Recommender.load` n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -145,7 +146,7 @@ class Recommender:
     def __init__(self, tokenizer, encoder, item_ids: Sequence[str], texts: Sequence[str], index: np.ndarray, *,
                  is_new=None, popularity=None, countries: Sequence[str] = (), country_popularity=None,
                  id_matrix=None, recipe: Recipe = Recipe(), max_len: int = 32, query_max_len: int = 64,
-                 source: str = "", country_backoff: float = 0.1):
+                 source: str = "", country_backoff: float = 0.1, blas_threads: Optional[int] = 1):
         n = len(item_ids)
         self.tokenizer, self.encoder = tokenizer, encoder
         self.item_ids = [str(i) for i in item_ids]
@@ -170,6 +171,7 @@ class Recommender:
         self.source, self.country_backoff = source, float(country_backoff)
         self._pos = {item: i for i, item in enumerate(self.item_ids)}
         self._country = {c: i for i, c in enumerate(self.countries)}
+        self.blas_threads = blas_threads
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -200,9 +202,10 @@ class Recommender:
 
             id_matrix = ItemRegression(basket_matrix(split), lam=recipe.lam).B
         is_new = (split.catalog["train_customers"].to_numpy() == 0).astype(np.float32)
-        return cls(tokenizer, encoder, split.item_ids, texts, index, is_new=is_new, popularity=pop.glob,
-                   countries=countries, country_popularity=pop.share, id_matrix=id_matrix, recipe=recipe,
-                   max_len=max_len, query_max_len=query_max_len, source=source or where)
+        rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=is_new, popularity=pop.glob,
+                  countries=countries, country_popularity=pop.share, id_matrix=id_matrix, recipe=recipe,
+                  max_len=max_len, query_max_len=query_max_len, source=source or where)
+        return rec.warm_up()
 
     @property
     def n_items(self) -> int:
@@ -272,6 +275,12 @@ class Recommender:
         self._pos.update({item: len(self._pos) + j for j, item in enumerate(ids)})
         return ids
 
+    def warm_up(self) -> "Recommender":
+        """Run one query and one click, so the first customer does not pay for tracing the encoder's
+        graph (seconds) and for first-call allocations. Called by :meth:`from_split` and :meth:`load`."""
+        self.recommend(self.item_ids[:1], query_text="warm up", k=1)
+        return self
+
     # -- recommending ------------------------------------------------------------------------------
     def positions(self, items: Iterable) -> tuple:
         """``(positions of known ids in click order, unknown ids)``; repeated clicks count once."""
@@ -304,7 +313,17 @@ class Recommender:
         (what was ignored or truncated), ``unknown_items`` and ``fallback`` (``None``, ``"country"``
         or ``"global"``). Clicked items and ``exclude`` are never recommended. A :class:`Query`
         from :meth:`encode_query` may be passed as ``query_text`` (no encoder call).
+
+        The numpy work runs on ``blas_threads`` BLAS threads (default 1): one request's
+        matrix-vector product is too small to gain from threads, and on a busy machine threads that
+        wait for each other turn a fraction of a millisecond into tens of milliseconds.
         """
+        if isinstance(query_text, str) and query_text.strip():
+            query_text = self.encode_query(query_text)   # the encoder: TensorFlow's own thread pool
+        with blas_limit(self.blas_threads):
+            return self._recommend(clicked_items, query_text, country, k, exclude)
+
+    def _recommend(self, clicked_items, query_text, country, k, exclude) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if isinstance(clicked_items, (str, bytes)):
@@ -491,7 +510,7 @@ class Recommender:
                   max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
                   country_backoff=meta.get("country_backoff", 0.1))
         rec.saved_versions = meta.get("versions", {})
-        return rec
+        return rec.warm_up()
 
 
 # -- a customer's visit --------------------------------------------------------------------------------
@@ -626,6 +645,24 @@ def for_profile(split, profile=None, progress: Optional[bool] = None, zero_shot_
                  f"{profile.model_name.split('/')[-1]} zero-shot, {rec.recipe}")
 
 
+def encoded_context_recommender(rec: Recommender, name: str = "encoded context"):
+    """Notebook 03's way to build the user vector, on the same encoder, index and recipe: the clicked
+    items' texts are joined into one text and encoded (one encoder call per context), instead of
+    averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluate.evaluate`)."""
+    from .models import TextIDRecommender
+
+    class _IDPart:
+        def score(self, batch):
+            n_id = rec.id_matrix.shape[0]
+            out = np.zeros((len(batch), rec.n_items), np.float32)
+            out[:, :n_id] = np.asarray(batch.context_matrix(n_id, weights="mean") @ rec.id_matrix)
+            return out
+
+    return TextIDRecommender(rec.tokenizer, rec.encoder, rec.texts, rec.index,
+                             id_part=None if rec.id_matrix is None else _IDPart(), w_text=rec.recipe.w_text,
+                             beta=rec.recipe.beta, is_new=rec.is_new, max_len=rec.query_max_len, name=name)
+
+
 # -- latency ------------------------------------------------------------------------------------------
 def measure_latency(rec: Recommender, split, n_users: int = 200, n_queries: int = 200, k: int = 10,
                     warmup: int = 20, seed: int = 0, batch_users: int = 1000, batch_size: int = 250) -> dict:
@@ -698,6 +735,25 @@ def measure_latency(rec: Recommender, split, n_users: int = 200, n_queries: int 
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+_BLAS = []
+
+
+def blas_limit(threads: Optional[int]):
+    """A context in which numpy's BLAS uses at most ``threads`` threads (``None``: no limit).
+
+    Uses ``threadpoolctl`` (installed with scikit-learn); without it, a no-op."""
+    if threads is None:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append(ThreadpoolController().select(user_api="blas"))
+        except Exception:  # pragma: no cover - threadpoolctl missing or unable to find the library
+            _BLAS.append(None)
+    return contextlib.nullcontext() if _BLAS[0] is None else _BLAS[0].limit(limits=threads)
+
+
 def versions() -> dict:
     """Library versions recorded with a saved recommender."""
     from . import __version__

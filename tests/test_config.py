@@ -31,7 +31,7 @@ def test_smoke_profile_settings():
         tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1,
         adapt_pairs=128, adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8,
         peft_learning_rate=1e-3, group_pairs=128, measure_steps=2,
-        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300,
+        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()

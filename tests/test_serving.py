@@ -350,3 +350,43 @@ def test_measure_latency_reports_percentiles_of_real_sessions(real_rec, split):
     assert lat["n_clicks"] == 25 and lat["n_queries"] == 5 and lat["batch_users"] == 50
     assert 0 < lat["click_p50_ms"] <= lat["click_p95_ms"] and 0 < lat["query_p50_ms"] <= lat["query_p95_ms"]
     assert lat["click_p95_ms"] == pytest.approx(np.percentile(lat["click_ms"], 95)) and lat["batch_users_per_s"] > 0
+
+
+def test_encoded_context_variant_agrees_on_one_click_and_differs_on_several(rec):
+    variant = serving.encoded_context_recommender(rec)
+    one = Batch(context=[np.array([3]), np.array([0, 2, 4])], country=np.array(["France"] * 2),
+                date=np.array(["2011-03-01"] * 2, dtype="datetime64[ns]"))
+    a, b = rec.score(one), variant.score(one)
+    assert np.allclose(a[0], b[0], atol=1e-5)       # one short item text: the same vector either way
+    assert not np.allclose(a[1], b[1], atol=1e-3)   # three items: mean of vectors != vector of the joined text
+
+
+def test_latency_figure_marks_each_path():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from coldstart import plots
+
+    ax = plots.latency_distribution({"click": [1.0, 1.2, 1.4, 5.0], "query": [20.0, 22.0, 30.0]},
+                                    targets={"click": 10, "query": 50})
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("click: p50 1.3 ms") and labels[1].startswith("query: p50 22.0 ms")
+    assert sorted(round(l.get_xdata()[0], 2) for l in ax.lines) == sorted(
+        [round(float(np.percentile([1.0, 1.2, 1.4, 5.0], 95)), 2), 10, round(float(np.percentile([20.0, 22.0, 30.0], 95)), 2), 50])
+
+
+def test_a_request_runs_on_one_blas_thread_and_restores_the_setting(rec, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    real = rec._recommend
+    monkeypatch.setattr(rec, "_recommend", lambda *a: (seen.append(blas_threads()), real(*a))[1])
+    rec.recommend(["10001"], k=3)
+    assert seen and all(n == 1 for n in seen[0]) and blas_threads() == before
+    rec.blas_threads = None
+    rec.recommend(["10001"], k=3)
+    assert seen[1] == before
