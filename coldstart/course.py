@@ -1,8 +1,9 @@
 """Run the whole course headless: ``python -m coldstart.course [--profile smoke|cpu|gpu]``.
 
 Executes every numbered notebook in ``notebooks/`` in order, in one profile, with nbclient. The
-executed copies go to ``runs/<profile>/notebooks/`` and the results to ``runs/<profile>/`` -- the
-tracked notebooks and ``results/`` are never rewritten. At the end it prints the leaderboard.
+executed copies go to ``runs/<profile>/notebooks/`` and the results to ``runs/<profile>/`` (or
+``$COLDSTART_RUNS``, e.g. to compare two runs) -- the tracked notebooks and ``results/`` are never
+rewritten. At the end it prints the leaderboard.
 
 ``--reference`` (used by ``make reference``) additionally copies the executed notebooks back over
 the tracked ones and the leaderboard to ``results/leaderboard.csv``: that is how the committed
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, get_profile, project_root
+from .config import PROFILES, get_profile, project_root, runs_dir
 
 
 def notebooks(root: Path) -> list:
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("COLDSTART_QUIET_PROGRESS", "1")
     root = project_root()
     os.environ.setdefault("COLDSTART_HOME", str(root))
-    runs = root / "runs" / profile.name
+    runs = runs_dir(profile.name)  # $COLDSTART_RUNS, else runs/<profile>/
     print(f"Running the course in profile {profile.name!r}; executed notebooks and results go to {runs}", flush=True)
     todo = [p for p in notebooks(root) if not args.only or p.name.startswith(tuple(args.only))]
     if not todo:

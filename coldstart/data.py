@@ -206,12 +206,14 @@ def _fetch_zip(dest_dir: Path, progress: bool, downloader: Optional[Callable] = 
     """
     import pooch  # imported lazily: only the download needs it
 
+    from .progress import quiet
+
     fetched = pooch.retrieve(
         UCI_URL,
         known_hash=f"sha256:{UCI_ZIP_SHA256}",
         fname=ZIP_NAME,
         path=dest_dir,
-        progressbar=progress,
+        progressbar=progress and not quiet(),  # quiet (CI, nbval): pooch's one "Downloading ..." line only
         downloader=downloader,
     )
     return Path(fetched)

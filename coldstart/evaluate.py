@@ -199,7 +199,10 @@ def evaluate(
     name = method or getattr(recommender, "name", None) or getattr(recommender, "__name__", "method")
     score = _scorer(recommender)
     rows, per_user_all, users, topks, seconds = [], {}, {}, {}, {}
-    for seg_name in segments:
+    from .progress import progress_bar
+
+    # a bar per method when interactive; silent under CI/nbval (a handful of segments, each seconds)
+    for seg_name in progress_bar(list(segments), desc=f"evaluating {name}"):
         seg = split.segment(seg_name).sample(max_users, seed=seed)
         if len(seg) == 0:
             continue

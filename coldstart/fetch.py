@@ -48,13 +48,18 @@ def fetch_model(name: str) -> Path:
     if Path(found).is_dir():
         print(f"model {name}: already local ({shown(found)})")
         return Path(found)
-    from huggingface_hub import snapshot_download
+    import huggingface_hub
 
+    from .progress import quiet
+
+    if quiet():  # CI, nbval: one line instead of a bar per file
+        huggingface_hub.utils.disable_progress_bars()
     target = models_dir() / name.split("/")[-1]
+    print(f"model {name}: downloading from the Hugging Face Hub ...", flush=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(target)
     try:
-        snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
+        huggingface_hub.snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
         if not (tmp / "config.json").is_file():
             raise ModelUnavailable(f"Model {name!r} has no config.json on the Hub: is the name right?")
         if target.exists():
