@@ -55,10 +55,21 @@ def test_setup_cells_use_the_repository_url_of_pyproject():
     assert legacy < cell.index("%pip install") and "import tensorflow" not in cell
 
 
+# Notebooks committed before their first reference run: they must carry no outputs at all (so no
+# smoke-profile output is ever committed as if it were a result). `make reference` fills them in;
+# then take them off this list.
+AWAITING_REFERENCE_RUN = {"08_benchmark_vs_papers.ipynb"}
+
+
 def test_committed_notebooks_carry_outputs_of_a_cpu_run():
+    assert AWAITING_REFERENCE_RUN <= {p.name for p in NOTEBOOKS}
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        shown = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        if path.name in AWAITING_REFERENCE_RUN:
+            assert not outputs, f"{path.name}: commit it unexecuted, or run `make reference` and take it off the list"
+            continue
+        shown = "".join(o.get("text", "") for o in outputs)
         assert "profile=cpu" in shown, f"{path.name}: run `make reference` to commit cpu-profile outputs"
 
 
