@@ -15,12 +15,12 @@ Scoring recipe (the one notebook 03 tunes; ``runs/<profile>/retriever.json`` hol
 
 The user vector ``u`` is the normalised mean of the clicked items' index vectors and, when the
 customer typed something, the query's vector. So a **click** costs a few numpy operations over the
-index (no encoder call); a **query** costs one encoder call on a short text. ``ID(u, i)`` is the mean
-of the clicked items' rows of the ID matrix (as :meth:`ItemRegression.score`); items added after
-training have no row or column in it and score 0 there.
+index (no encoder call); a **query** costs one encoder call on a short text. ``ID(u, i)`` is the sum
+of the clicked items' rows of the ID matrix (``x B``, as :meth:`ItemRegression.score`); items added
+after training have no row or column in it and score 0 there.
 
 Every list comes with a **reason** per item: the clicked item (``bought with "..."`` when its ID
-part contributes most, ``similar to "..."`` when its text does) or the query word (``matches
+part contributes most, ``similar to "..."`` when its text does) or the query word (``searched
 "..."``) that contributed most to that item's score. The query's share is split exactly over its
 words: the query vector is a mean of token vectors, so each word's contribution is the dot product
 of its tokens' share of that mean with the item vector. With no usable context the list is the
@@ -295,14 +295,14 @@ class Recommender:
         return np.asarray(known, np.int64), unknown
 
     def _id_scores(self, clicks: np.ndarray) -> Optional[np.ndarray]:
-        """Mean of the clicked items' ID rows (zeros for items the ID part does not know)."""
+        """Sum of the clicked items' ID rows (zeros for items the ID part does not know)."""
         if self.id_matrix is None or not len(clicks):
             return None
         n_id = self.id_matrix.shape[0]
         rows = clicks[clicks < n_id]
         out = np.zeros(self.n_items, np.float32)
         if len(rows):
-            out[:n_id] = self.id_matrix[rows].sum(axis=0) / len(clicks)
+            out[:n_id] = self.id_matrix[rows].sum(axis=0)
         return out
 
     def recommend(self, clicked_items: Iterable = (), query_text: Union[str, Query, None] = None,
@@ -389,7 +389,7 @@ class Recommender:
                 n_id = self.id_matrix.shape[0]
                 known_rows = clicks < n_id
                 known_cols = top < n_id
-                sub = self.id_matrix[np.ix_(clicks[known_rows], top[known_cols])] / len(clicks)
+                sub = self.id_matrix[np.ix_(clicks[known_rows], top[known_cols])]
                 id_part[np.ix_(known_rows, known_cols)] = sub
             parts.append(text_part + id_part)
             for j, c in enumerate(clicks):
@@ -405,7 +405,7 @@ class Recommender:
         for col, src in enumerate(best):
             label = labels[src]
             if label[0] == "word":
-                reason = f'matches "{label[1]}"'
+                reason = f'searched "{label[1]}"'
             else:
                 c, id_row, text_row = label
                 kind = "bought with" if id_row[col] > text_row[col] else "similar to"
@@ -438,7 +438,8 @@ class Recommender:
         scores = self.recipe.w_text * (users @ self.index.T)
         if self.id_matrix is not None:
             n_id = self.id_matrix.shape[0]
-            scores[:, :n_id] += np.asarray(ctx[:, :n_id] @ self.id_matrix)
+            clicked = batch.context_matrix(self.n_items, weights="uniform")[:, :n_id]   # x B: the sum of rows
+            scores[:, :n_id] += np.asarray(clicked @ self.id_matrix)
         if self.recipe.beta:
             scores += self.recipe.beta * self.is_new
         for row in np.flatnonzero(lens == 0):
@@ -655,7 +656,8 @@ def encoded_context_recommender(rec: Recommender, name: str = "encoded context")
         def score(self, batch):
             n_id = rec.id_matrix.shape[0]
             out = np.zeros((len(batch), rec.n_items), np.float32)
-            out[:, :n_id] = np.asarray(batch.context_matrix(n_id, weights="mean") @ rec.id_matrix)
+            clicked = batch.context_matrix(rec.n_items, weights="uniform")[:, :n_id]
+            out[:, :n_id] = np.asarray(clicked @ rec.id_matrix)
             return out
 
     return TextIDRecommender(rec.tokenizer, rec.encoder, rec.texts, rec.index,

@@ -63,7 +63,7 @@ def test_click_scores_are_the_recipe_computed_by_hand(rec, tiny_split):
     out = rec.recommend(clicks, k=10)
     B = ItemRegression(basket_matrix(tiny_split), lam=1.0).B
     pos = [rec._pos[c] for c in clicks]
-    expected = 0.5 * _cos_scores(rec, clicks) + B[pos].mean(axis=0) + 0.01 * rec.is_new
+    expected = 0.5 * _cos_scores(rec, clicks) + B[pos].sum(axis=0) + 0.01 * rec.is_new   # x B: the sum of rows
     expected[pos] = -np.inf
     order = np.argsort(-expected, kind="stable")[:8]   # 10 items, 2 clicked
     assert list(out.columns) == ["item_id", "text", "score", "reason"]
@@ -136,7 +136,7 @@ def test_query_and_clicks_are_averaged_and_the_reason_names_the_top_contributor(
     expected = 0.5 * _cos_scores(rec, ["10001"], q.vector) + 0.01 * rec.is_new
     expected += rec.id_matrix[rec._pos["10001"]]
     assert np.allclose(out["score"], [expected[rec._pos[i]] for i in out["item_id"]], atol=1e-5)
-    allowed = {'matches "zinc"', 'matches "heart"', 'similar to "red retrospot cake stand"',
+    allowed = {'searched "zinc"', 'searched "heart"', 'similar to "red retrospot cake stand"',
                'bought with "red retrospot cake stand"'}
     assert {r.replace(" · new product", "") for r in out["reason"]} <= allowed
     # the reason is the largest contribution: check one item by hand
@@ -149,7 +149,7 @@ def test_query_and_clicks_are_averaged_and_the_reason_names_the_top_contributor(
     if click >= words.max():
         assert out["reason"].iloc[0].split(" · ")[0].endswith('"red retrospot cake stand"')
     else:
-        assert out["reason"].iloc[0].startswith(f'matches "{q.words[int(words.argmax())]}"')
+        assert out["reason"].iloc[0].startswith(f'searched "{q.words[int(words.argmax())]}"')
 
 
 def test_reason_says_bought_with_when_the_id_part_dominates(tiny_split, tokenizer, tiny_bert):
@@ -341,7 +341,7 @@ def test_real_model_ranks_an_added_product_first_for_its_own_text(real_rec):
     assert out["item_id"].iloc[0] == "NEW-BAUBLE" and out["score"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     xmas = real_rec.recommend(query_text="vintage christmas decorations", k=10)
     assert sum("christmas" in t for t in xmas["text"]) >= 5
-    assert {r.split(" · ")[0] for r in xmas["reason"]} <= {'matches "vintage"', 'matches "christmas"', 'matches "decorations"'}
+    assert {r.split(" · ")[0] for r in xmas["reason"]} <= {'searched "vintage"', 'searched "christmas"', 'searched "decorations"'}
 
 
 @pytest.mark.slow
@@ -390,3 +390,14 @@ def test_a_request_runs_on_one_blas_thread_and_restores_the_setting(rec, monkeyp
     rec.blas_threads = None
     rec.recommend(["10001"], k=3)
     assert seen[1] == before
+
+
+def test_the_served_id_part_is_item_regression_score(tiny_split, tokenizer, tiny_bert):
+    # a guard: if ItemRegression changes how it scores a context, serving must follow
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=0.0, lam=1.0), progress=False)
+    batch = Batch(context=[np.array([0, 2, 4]), np.array([1])], country=np.array(["France", "France"]),
+                  date=np.array(["2011-03-01"] * 2, dtype="datetime64[ns]"))
+    expected = ItemRegression(basket_matrix(tiny_split), lam=1.0).score(batch)
+    assert np.allclose(rec.score(batch), expected, atol=1e-6)
+    out = rec.recommend([rec.item_ids[i] for i in batch.context[0]], k=3)
+    assert np.allclose(out["score"], np.sort(np.delete(expected[0], [0, 2, 4]))[::-1][:3], atol=1e-6)
