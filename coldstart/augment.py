@@ -287,7 +287,7 @@ def text_neighbours(texts: Sequence[str], n: int = 5, candidates: Optional[np.nd
 
 
 # -- helpers on the split -------------------------------------------------------------------------
-def _similarity(split) -> np.ndarray:
+def catalog_similarity(split) -> np.ndarray:
     """TF-IDF text cosine of the split's catalog, weights learnt from the texts of items sold before
     the cutoff only (so cold items' texts change nothing between known items); computed once per split."""
     cached = getattr(split, "_augment_similarity", None)
@@ -390,7 +390,7 @@ def synthetic_plan(split, max_invoices: int = 2, neighbours: int = 3, min_simila
     well_known = (counts > max_invoices) & known
     rare_items = np.flatnonzero(rare)
     near, sims = text_neighbours(split.texts(), n=neighbours, candidates=well_known, rows=rare_items,
-                                 similarity=_similarity(split) if similarity is None else similarity)
+                                 similarity=catalog_similarity(split) if similarity is None else similarity)
     rows = []
     for item, near_i, sims_i in zip(rare_items, near, sims):
         for nb, s in zip(near_i, sims_i):
@@ -599,7 +599,7 @@ def augment(
         candidates = None if o["among"] == "catalog" else _known(split)
         used = np.unique(np.concatenate([np.asarray(c, dtype=np.int64) for c in pool.context]))
         near, _ = text_neighbours(split.texts(), n=o["neighbours"], candidates=candidates,
-                                  similarity=_similarity(split), rows=used)
+                                  similarity=catalog_similarity(split), rows=used)
         cache["near"] = dict(zip(used.tolist(), near))
     parts = [pool.subset(_rounds(np.random.default_rng(seeds["original"]), len(pool), n_orig))]
     for kind in kinds:

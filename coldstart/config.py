@@ -80,6 +80,10 @@ class Profile:
         used for every choice (``None``: all 16,520).
     serving_calls: new users' click sessions and free-text queries timed in notebook 07's latency
         walk-through (``make benchmark ONLY=serving`` times 300 of each in every profile).
+    augment_steps: training steps (batches of ``batch_size``) of each two-tower model of notebook 05:
+        the same budget with and without data augmentation.
+    augment_variants: which of notebook 05's training sets are trained (``None``: all six; ``smoke``
+        runs only the unaugmented one and all augmentations combined).
     """
 
     name: str
@@ -112,6 +116,8 @@ class Profile:
     bench_users: Optional[int]
     bench_valid_users: Optional[int]
     serving_calls: int
+    augment_steps: int
+    augment_variants: Optional[tuple]
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -132,6 +138,7 @@ _SETTINGS = {
         adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
         group_pairs=128, measure_steps=2,
         bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
+        augment_steps=4, augment_variants=("none", "all"),
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
@@ -140,6 +147,7 @@ _SETTINGS = {
         adapt_epochs=2, peft_pairs=4096, peft_epochs=3, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
         group_pairs=1024, measure_steps=10,
         bench_pairs=12800, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
+        augment_steps=100, augment_variants=None,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
@@ -148,6 +156,7 @@ _SETTINGS = {
         adapt_pairs=1024, adapt_epochs=3, peft_pairs=16384, peft_epochs=6, adapter_size=64, lora_rank=8,
         peft_learning_rate=1e-3, group_pairs=4096, measure_steps=20,
         bench_pairs=32768, bench_epochs=5, bench_users=None, bench_valid_users=None, serving_calls=300,
+        augment_steps=300, augment_variants=None,
     ),
 }
 

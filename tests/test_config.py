@@ -32,6 +32,7 @@ def test_smoke_profile_settings():
         adapt_pairs=128, adapt_epochs=1, peft_pairs=256, peft_epochs=1, adapter_size=64, lora_rank=8,
         peft_learning_rate=1e-3, group_pairs=128, measure_steps=2,
         bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
+        augment_steps=4, augment_variants=("none", "all"),
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()
@@ -50,6 +51,10 @@ def test_full_profiles_use_all_users():
         assert budget["smoke"] < budget["cpu"] <= budget["gpu"], (name, budget)
     budget = {p.name: p.bench_pairs * p.bench_epochs for p in (smoke, cpu, gpu)}  # notebook 08
     assert budget["smoke"] < budget["cpu"] < budget["gpu"] and cpu.bench_users is None
+    # notebook 05: more steps the bigger the profile; only smoke leaves variants out
+    steps = [p.augment_steps * p.batch_size for p in (smoke, cpu, gpu)]
+    assert steps == sorted(steps) and len(set(steps)) == 3
+    assert cpu.augment_variants is None and gpu.augment_variants is None and len(smoke.augment_variants) == 2
     assert gpu.max_len == 48 and gpu.batch_size == 128
     assert PROFILES == ("smoke", "cpu", "gpu")
 
