@@ -273,6 +273,18 @@ def case_context_of_unknown_item_ids(box, monkeypatch):
     assert np.isneginf(rec.score(batch)).all()  # and the (absent) encoder was never called
     knn, pop = ItemKNN(split).score(batch)[0], Popularity(split).score(batch)[0]
     assert list(np.argsort(-knn, kind="stable")[:3]) == list(np.argsort(-pop, kind="stable")[:3])
+    # the live recommender of notebook 07: popularity in the user's country, and it says why
+    from coldstart.baselines import CountryPopularity
+    from coldstart.serving import Recommender
+
+    cp = CountryPopularity(split)
+    countries = sorted(cp.countries, key=cp.countries.get)
+    live = Recommender(None, None, split.item_ids, split.texts(), np.eye(split.n_items, dtype=np.float32),
+                       popularity=cp.glob, countries=countries, country_popularity=cp.share)
+    shown = live.recommend(["NOPE", "99999"], country="France", k=3)
+    assert len(shown) == 3 and shown.attrs["fallback"] == "country"
+    assert shown.attrs["unknown_items"] == ["NOPE", "99999"]
+    assert any("ignored 2 unknown item id(s)" in note for note in shown.attrs["notes"])
 
 
 def case_model_path_that_does_not_exist(box, monkeypatch):
@@ -330,7 +342,8 @@ CASES = {
     "non-UTF-8 descriptions": Case(case_non_utf8_descriptions, "warning, read as Latin-1"),
     "cutoff outside the data": Case(case_cutoff_outside_the_data, "ValueError with the data's date range"),
     "k larger than any basket": Case(case_k_larger_than_any_basket, "ValueError with the largest usable k"),
-    "context of only unknown item ids": Case(case_context_of_unknown_item_ids, "ids dropped; -inf (text) or popularity (item-kNN)"),
+    "context of only unknown item ids": Case(case_context_of_unknown_item_ids,
+                                             "ids dropped; -inf (text), popularity (item-kNN, live recommender)"),
     "model path that does not exist": Case(case_model_path_that_does_not_exist, "ModelUnavailable naming the path"),
     "offline, data not cached": Case(case_offline_data_not_cached, "DataUnavailable: how to get the file by hand"),
     "offline, model not cached": Case(case_offline_model_not_cached, "ModelUnavailable: run make fetch"),
