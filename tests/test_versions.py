@@ -259,3 +259,21 @@ def test_import_coldstart_fails_fast_on_faked_transformers_5(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("coldstart._versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
     assert f'pip install "{PIN_TRANSFORMERS}"' in last
+
+
+def test_pins_agree_across_package_lock_and_colab_cell():
+    """One set of pins: pyproject's ranges are the check's, the lock file passes the check, and the
+    Colab setup cell leaves transformers to the package's pin (it adds only tf-keras)."""
+    import json
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert PIN_TRANSFORMERS in deps and _versions.PIN_TENSORFLOW in deps
+    lock = {}
+    for line in (REPO / "requirements-lock.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            lock[name.strip().lower().replace("_", "-")] = version.split(";")[0].strip()
+    assert problems({name: lock.get(name) for name in ("tensorflow", "tf-keras", "transformers", "torch")}) == []
+    cell = "".join(json.loads((REPO / "notebooks" / "00_setup.ipynb").read_text())["cells"][1]["source"])
+    assert "transformers" not in cell.split("%pip install", 1)[1].split("\n", 1)[0]
