@@ -636,7 +636,7 @@ def for_profile(split, profile=None, progress: Optional[bool] = None, zero_shot_
         recipe_file = runs_dir(profile.name) / "retriever.json"
         recipe = read_recipe(recipe_file)
         rec = Recommender.from_split(split, str(ckpt), recipe=recipe, max_len=profile.max_len,
-                                     batch_size=profile.encode_batch_size, progress=progress)
+                                     batch_size=profile.encode_batch_size, progress=progress, source=shown(ckpt))
         how = (f"its recipe from {shown(recipe_file)}" if recipe else
                f"no {shown(recipe_file)}, so the default recipe (text only, w_text=1, beta=0)")
         return rec, f"fine-tuned two-tower from {shown(ckpt)}, {how}: {rec.recipe}"

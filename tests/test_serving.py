@@ -281,6 +281,7 @@ def test_recipe_is_read_from_retriever_json(tmp_path):
 
 def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, tiny_bert, tmp_path, monkeypatch):
     monkeypatch.setenv("COLDSTART_RUNS", str(tmp_path))
+    monkeypatch.setenv("COLDSTART_HOME", str(tmp_path))   # paths are printed relative to the project
     ckpt = serving.checkpoint_folder("smoke")
     tiny_bert.save_pretrained(str(ckpt))
     tokenizer.save_pretrained(str(ckpt))
@@ -288,6 +289,7 @@ def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, t
     rec, message = serving.for_profile(tiny_split, "smoke", progress=False)
     assert rec.recipe == serving.Recipe(w_text=0.3, beta=0.02, lam=2.0) and rec.id_matrix.shape == (10, 10)
     assert message.startswith("fine-tuned two-tower from") and "recipe from" in message
+    assert str(tmp_path) not in message + repr(rec) and "from checkpoints/two-tower" in message   # no machine paths
     assert np.allclose(rec.encode_query("zinc heart").vector,
                        serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, progress=False)
                        .encode_query("zinc heart").vector, atol=1e-6)
