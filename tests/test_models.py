@@ -16,7 +16,7 @@ tf = coldstart.import_tensorflow()
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("cls", [models.CrossEncoder, models.TwoTower], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [models.CrossEncoder, models.TwoTower, models.NewProductSlots], ids=lambda c: c.__name__)
 def test_notebook_03_teaches_exactly_the_package_code(cls):
     nb = nbformat.read(ROOT / "notebooks" / "03_bert_finetuning.ipynb", as_version=4)
     source = inspect.getsource(cls).strip()
@@ -99,3 +99,37 @@ def test_text_id_recommender_combines_the_parts():
     rec.id_part = IDPart()
     assert np.allclose(rec.score(batch), [[2.5, 2.0, 2.1], [2.0, 2.3, 2.5]])
     assert models.context_text(["x y", "z"], [1, 0]) == "z ; x y"
+
+
+class _Fixed:
+    def __init__(self, scores, text=None):
+        self.s, self.t = np.asarray(scores, float), None if text is None else np.asarray(text, float)
+
+    def score(self, batch):
+        return np.tile(self.s, (len(batch), 1))
+
+    def text_scores(self, batch):
+        return np.tile(self.t, (len(batch), 1))
+
+
+def test_new_product_slots_keep_the_top_and_place_the_closest_new_products_next():
+    #               0    1    2    3    4    5    6    7
+    base = _Fixed([9.0, 8.0, 7.0, 6.0, 0.0, 0.0, 5.0, 0.0])
+    text = _Fixed(None, [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.0, 0.7])
+    is_new = np.array([0, 0, 0, 0, 1, 1, 0, 1], bool)
+    slots = models.NewProductSlots(base, text, is_new, first=2, n=2)
+    batch = Batch(context=[np.array([1])], country=np.array(["UK"]), date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
+    scores = slots.score(batch)[0]
+    order = [int(i) for i in np.argsort(-scores, kind="stable") if np.isfinite(scores[i])]
+    # item 1 is the context: gone; top 2 by base: 0, 2; then new items by text: 5, 7; then the rest by base
+    assert order[:4] == [0, 2, 5, 7]
+    assert order[4:] == [3, 6, 4]
+    assert scores[1] == -np.inf
+
+
+def test_new_product_slots_with_no_new_products_keep_the_base_order():
+    base = _Fixed([3.0, 1.0, 2.0])
+    text = _Fixed(None, [0.0, 1.0, 0.5])
+    slots = models.NewProductSlots(base, text, np.zeros(3, bool), first=1, n=5)
+    batch = Batch(context=[np.array([], dtype=np.int64)], country=np.array(["UK"]), date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
+    assert list(np.argsort(-slots.score(batch)[0])) == [0, 2, 1]
