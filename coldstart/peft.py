@@ -187,6 +187,14 @@ def layernorm_weights(model) -> dict:
 
 
 # -- adding the layers ------------------------------------------------------------------------------
+def _forget_traces(model) -> None:
+    """Drop the forward pass :func:`coldstart.encoders.encode` traced and cached on the model: a
+    ``tf.function`` traced before the layers were added would keep calling the old ones."""
+    for m in [model] + list(getattr(model, "submodules", ())):
+        if "_coldstart_pooled_forward" in getattr(m, "__dict__", {}):
+            del m._coldstart_pooled_forward
+
+
 def add_adapters(model, size: int = 64):
     """Insert a Houlsby adapter of bottleneck ``size`` after the attention output dense and after the
     feed-forward output dense of every layer (before their residual + LayerNorm). Returns ``model``.
@@ -204,6 +212,7 @@ def add_adapters(model, size: int = 64):
         for site, path in ADAPTER_SITES.items():
             owner = _get(layer, path)
             owner.dense = Adapter(owner.dense, size, name=f"layer_{i}_adapter_{site}")
+    _forget_traces(model)
     return model
 
 
@@ -236,6 +245,7 @@ def add_lora(model, rank: int = 8, alpha: float = 16.0, targets: Sequence[str] =
             if not base.built:
                 raise ValueError("build the model before adding LoRA: call it once on an input (from_pretrained does)")
             setattr(owner, attr, LoRADense(base, rank, alpha, name=f"layer_{i}_lora_{target}"))
+    _forget_traces(model)
     return model
 
 
@@ -450,10 +460,14 @@ class AdapterSet:
     model, exactly). Train a named adapter by activating it and calling ``fit``.
 
     ``AdapterSet(model, size)`` adds adapters of that size when the model has none and freezes the base.
+    A model that already has trained adapters (e.g. from :func:`load_peft`): pass ``keep="name"`` to
+    register them as adapter ``name`` and keep them live; without ``keep`` they are switched off.
     """
 
-    def __init__(self, model, size: int = 64, train_layernorm: bool = False, seed: int = 0):
-        if not peft_layers(model):
+    def __init__(self, model, size: int = 64, train_layernorm: bool = False, seed: int = 0,
+                 keep: Optional[str] = None):
+        had_adapters = bool(peft_layers(model))
+        if not had_adapters:
             add_adapters(model, size)
         freeze_base(model, train_layernorm=train_layernorm)
         self.model, self.seed = model, seed
@@ -464,7 +478,10 @@ class AdapterSet:
         self._layernorm = {k: v.numpy() for k, v in self.variables.items() if "layernorm" in k}
         self.active: Optional[str] = None
         self._off = self._fresh(seed)   # up-projections (and B) zero: the frozen model
-        self._assign(self._off)
+        if had_adapters and keep:       # the model's (trained) adapter becomes adapter ``keep``, live
+            self._stored[keep], self.active = self._values(), keep
+        else:
+            self._assign(self._off)
 
     @property
     def names(self) -> list:
@@ -559,19 +576,37 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     """The body of :func:`measure_training`, run inside the child process."""
     import resource
 
-    from .encoders import load_encoder
     from .models import TwoTower
 
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    def status_mb(field: str) -> Optional[float]:
+        """``VmRSS`` (resident now) or ``VmHWM`` (peak since the last reset) of this process, in MB."""
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1]) / 1024
+        except OSError:  # not Linux
+            pass
+        return None
+
+    def reset_peak() -> bool:
+        """Start the peak-memory count afresh (Linux: ``echo 5 > /proc/self/clear_refs``)."""
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
 
     tf.keras.utils.set_random_seed(0)
-    if Path(model_name).is_dir() and not (Path(model_name) / "tokenizer_config.json").exists():
-        from transformers import TFAutoModel  # a bare model folder (tests): no tokenizer needed
-        encoder = TFAutoModel.from_pretrained(model_name)
-    else:
-        _, encoder = load_encoder(model_name)
+    from transformers import AutoConfig, TFAutoModel
+
+    from .encoders import resolve_model
+
+    # random weights of the same architecture: the same time and memory as the pretrained ones,
+    # without reading them from disk
+    encoder = TFAutoModel.from_config(AutoConfig.from_pretrained(resolve_model(model_name)))
+    encoder(tf.constant([[1, 2]]))
     if kind == "adapter":
         add_adapters(encoder, size)
     elif kind == "lora":
@@ -589,7 +624,10 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
              "item": tf.range(batch_size, dtype=tf.int32)}
     model(batch)                                   # build everything but the optimizer
     gpus = tf.config.list_physical_devices("GPU")
-    before = rss_mb()
+    if gpus:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    before = status_mb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset = reset_peak()                           # loading the model may have peaked higher than training will
     step = tf.function(model.train_step)
     step(batch)                                    # trace + warm-up (creates the optimizer state)
     times = []
@@ -597,10 +635,12 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
         start = time.perf_counter()
         float(step(batch)["loss"])
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+    peak = status_mb("VmHWM") if reset else None
+    if peak is None:   # no resettable peak: the process's peak since it started (an upper bound)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
     out = {"kind": kind, "step_seconds": float(np.median(times)), "steps": steps, "batch_size": batch_size,
            "seq_len": seq_len, "rss_before_training_mb": before, "peak_rss_mb": peak,
-           "training_extra_mb": peak - before, **trainable_report(model)}
+           "training_extra_mb": peak - before, "peak_reset": reset, **trainable_report(encoder)}
     if gpus:
         out["gpu_peak_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
     return out
@@ -611,15 +651,18 @@ def measure_training(kind: str, model_name: Optional[str] = None, batch_size: in
                      timeout: int = 900) -> dict:
     """Train the two-tower model ``steps`` steps on one fixed random batch in a **fresh Python
     process** and return the median step time and the memory: resident memory after the model is
-    built (``rss_before_training_mb``), the process's peak (``peak_rss_mb``) and their difference
+    built (``rss_before_training_mb``), the peak while training (``peak_rss_mb``; on Linux the peak
+    count is reset just before training, elsewhere it is the process's peak) and their difference
     (``training_extra_mb``: gradients, optimizer state, activations kept for the backward pass), plus
-    the parameter counts. ``kind`` is ``full``, ``adapter`` or ``lora``.
+    the parameter counts (and ``gpu_peak_mb`` on a GPU). ``kind`` is ``full``, ``adapter`` or ``lora``.
 
-    A fresh process because a process's peak memory only ever grows: measured one after another in
-    the same process, the second method would inherit the first one's peak.
+    A fresh process because memory freed by one method stays with the process (the allocator keeps
+    it), so methods measured one after another in one process would share their peaks.
     """
     from .config import DEFAULT_MODEL
 
+    if kind not in ("full", "adapter", "lora"):
+        raise ValueError(f"kind must be full, adapter or lora, got {kind!r}")
     args = dict(kind=kind, model_name=model_name or os.environ.get("COLDSTART_MODEL") or DEFAULT_MODEL,
                 batch_size=batch_size, seq_len=seq_len, steps=steps, size=size, rank=rank, learning_rate=learning_rate)
     code = ("import json, sys; from coldstart import peft; "

@@ -70,15 +70,29 @@ def randomize(variables, seed=0):
         v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
 
 
+class _Tokenizer:
+    """Enough of a tokenizer for coldstart.encoders.encode: a text of digits -> token ids."""
+
+    def __call__(self, texts, max_length, truncation, padding):
+        return {"input_ids": [[2] + [4 + int(c) for c in t][: max_length - 2] + [3] for t in texts]}
+
+
 def test_adapters_and_lora_leave_outputs_unchanged_at_init(base_dir):
+    from coldstart.encoders import encode
+
     model = load(base_dir)
     ref = hidden(model)
+    texts = ["123", "98765", "5"]
+    vectors = encode(texts, _Tokenizer(), model)   # traces and caches a forward pass on the model
     peft.add_adapters(model, size=4)
     assert np.array_equal(hidden(model), ref)
     peft.add_lora(model, rank=2, alpha=4)
     assert np.array_equal(hidden(model), ref)
-    randomize(peft.new_weights(model))             # and they do change it once trained
+    assert np.allclose(encode(texts, _Tokenizer(), model), vectors, atol=1e-6)
+    randomize(peft.new_weights(model))             # and they do change it once trained,
     assert np.abs(hidden(model) - ref).max() > 1e-3
+    # also through encode(): the pass traced before the layers were added is not reused
+    assert np.abs(encode(texts, _Tokenizer(), model) - vectors).max() > 1e-3
 
 
 def test_adapters_sit_after_both_output_projections_of_every_layer(base_dir):
@@ -290,14 +304,19 @@ def test_adapter_set_copies_and_saves_named_adapters(base_dir, tmp_path):
     assert np.array_equal(hidden(fresh), out_all)
     other = peft.AdapterSet(load(base_dir), size=4).load("served", tmp_path / "all").activate("served")
     assert np.array_equal(hidden(other.model), out_all)
+    kept = peft.AdapterSet(fresh, keep="all")                     # trained adapters already in the model
+    assert kept.names == ["all"] and kept.active == "all" and np.array_equal(hidden(fresh), out_all)
+    kept.activate(None)
+    assert np.array_equal(hidden(fresh), hidden(load(base_dir)))
 
 
 def test_measure_training_reports_step_time_and_memory(base_dir):
     result = peft.measure_training("adapter", model_name=str(base_dir), batch_size=4, seq_len=6, steps=2, size=4)
     assert result["kind"] == "adapter" and result["step_seconds"] > 0
     assert result["peak_rss_mb"] >= result["rss_before_training_mb"] > 50
+    assert result["peak_reset"] is True                          # Linux: the peak of training alone
     assert result["trainable"] == result["new"] == LAYERS * 2 * (HIDDEN * 4 + 4 + 4 * HIDDEN + HIDDEN)
-    with pytest.raises(RuntimeError, match="kind must be"):
+    with pytest.raises(ValueError, match="kind must be"):
         peft.measure_training("prefix", model_name=str(base_dir), steps=1)
 
 
