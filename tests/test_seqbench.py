@@ -321,3 +321,27 @@ def test_real_table_baseline_values(real):
     assert (round(knn["recall@10"], 4), round(knn["ndcg@10"], 4)) == (0.1235, 0.0779)
     again = S.evaluate_seq(S.SeqItemKNN(S.load_benchmark(real[0])), bench).summary()
     assert again.equals(knn)  # deterministic
+
+
+def test_text_model_scores_cosine_encodes_each_history_once_and_drops_history(tiny, monkeypatch):
+    from coldstart import encoders
+
+    calls = []
+
+    def fake_encode(texts, tokenizer, model, **kw):  # a history's vector: the one-hot of its first word
+        calls.append(list(texts))
+        out = np.zeros((len(texts), 5), np.float32)
+        for r, t in enumerate(texts):
+            out[r, "abcde".index(t[0])] = 1.0
+        return out
+
+    monkeypatch.setattr(encoders, "encode", fake_encode)
+    model = S.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), last_m=2)
+    histories = [np.array([A, C]), np.array([B, C]), np.array([A, C])]
+    scores = model.score(histories)
+    assert calls == [["c thing ; a thing", "c thing ; b thing"]]  # most recent first; the repeat is cached
+    assert np.isneginf(scores[0, [A, C]]).all() and scores[0, [B, D, E]].tolist() == [0, 0, 0]
+    kept = S.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), drop_history=False)
+    assert kept.score([np.array([A, C])])[0].tolist() == [0, 0, 1, 0, 0]  # the last item is most like itself
+    model.score(histories)
+    assert len(calls) == 2  # the first model encoded nothing again (the second one has its own cache)
