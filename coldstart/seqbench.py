@@ -30,6 +30,11 @@ history items. :func:`choose_on_valid` picks among variants on the validation ta
 
 :data:`PUBLISHED` holds the published rows with their sources; :func:`published_rows` writes them as
 leaderboard rows (kind ``published``, profile ``paper``).
+
+The course's text model on the benchmark is notebook 03's two-tower model: :func:`text_pairs` draws
+(history text -> next item) training pairs from the training parts, :func:`context_text` writes a
+history as text (most recent item first), :class:`SeqTextModel` scores all items by cosine, and
+:class:`Blend` adds it to an ID model such as :class:`SeqEASE`.
 """
 
 from __future__ import annotations
