@@ -187,14 +187,6 @@ def layernorm_weights(model) -> dict:
 
 
 # -- adding the layers ------------------------------------------------------------------------------
-def _forget_traces(model) -> None:
-    """Drop the forward pass :func:`coldstart.encoders.encode` traced and cached on the model: a
-    ``tf.function`` traced before the layers were added would keep calling the old ones."""
-    for m in [model] + list(getattr(model, "submodules", ())):
-        if "_coldstart_pooled_forward" in getattr(m, "__dict__", {}):
-            del m._coldstart_pooled_forward
-
-
 def add_adapters(model, size: int = 64):
     """Insert a Houlsby adapter of bottleneck ``size`` after the attention output dense and after the
     feed-forward output dense of every layer (before their residual + LayerNorm). Returns ``model``.
@@ -212,7 +204,6 @@ def add_adapters(model, size: int = 64):
         for site, path in ADAPTER_SITES.items():
             owner = _get(layer, path)
             owner.dense = Adapter(owner.dense, size, name=f"layer_{i}_adapter_{site}")
-    _forget_traces(model)
     return model
 
 
@@ -245,7 +236,6 @@ def add_lora(model, rank: int = 8, alpha: float = 16.0, targets: Sequence[str] =
             if not base.built:
                 raise ValueError("build the model before adding LoRA: call it once on an input (from_pretrained does)")
             setattr(owner, attr, LoRADense(base, rank, alpha, name=f"layer_{i}_lora_{target}"))
-    _forget_traces(model)
     return model
 
 
