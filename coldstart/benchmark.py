@@ -75,8 +75,13 @@ def training_flops_per_example(n_params: int, length: int, layers: int, hidden: 
     return 3.0 * length * (2.0 * n_params + 4.0 * layers * length * hidden)
 
 
-def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 3):
-    """Examples/s of the course pipeline and of a naive one (see the module docstring)."""
+def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 3,
+                       jit_compile: bool = False, naive: bool = True):
+    """Examples/s of the course pipeline and of a naive one (see the module docstring).
+
+    ``jit_compile`` compiles the course's train step with XLA; ``naive=False`` skips the naive
+    pipeline (to compare settings of the course pipeline quickly).
+    """
     from transformers import TFAutoModelForSequenceClassification
 
     from . import training
@@ -92,14 +97,15 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     ids, tts = enc["input_ids"], enc["token_type_ids"]
     lengths = np.array([len(x) for x in ids])
 
-    def fresh():
+    def fresh(jit=False):
         clf = TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1)
         model = CrossEncoder(clf)
-        model.compile(optimizer=tf.keras.optimizers.Adam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        model.compile(optimizer=tf.keras.optimizers.Adam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                      jit_compile=jit)
         return model
 
     # course: bucketed dynamic padding + compiled Keras fit
-    course = fresh()
+    course = fresh(jit_compile)
     data = training.bucketed_dataset({"input_ids": ids, "token_type_ids": tts}, lengths, batch_size, labels=labels)
     course.fit(data, epochs=1, verbose=0)  # warm-up: traces every bucket shape once
     course_rates = []
@@ -108,42 +114,44 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
         course.fit(data, epochs=1, verbose=0)
         course_rates.append(len(labels) / (time.perf_counter() - start))
 
-    # naive: pad everything to the longest example, Python loop, eager tape
-    naive = fresh()
-    width = int(lengths.max())
-    pad_ids = np.zeros((len(ids), width), np.int32)
-    pad_tt = np.zeros_like(pad_ids)
-    for i, (a, t) in enumerate(zip(ids, tts)):
-        pad_ids[i, : len(a)] = a
-        pad_tt[i, : len(t)] = t
-    loss_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
-    opt = tf.keras.optimizers.Adam(3e-5)
-
-    def naive_epoch():
-        for lo in range(0, len(labels), batch_size):
-            x = {"input_ids": tf.constant(pad_ids[lo : lo + batch_size]), "token_type_ids": tf.constant(pad_tt[lo : lo + batch_size])}
-            with tf.GradientTape() as tape:
-                loss = loss_fn(labels[lo : lo + batch_size], naive(x, training=True))
-            grads = tape.gradient(loss, naive.trainable_variables)
-            opt.apply_gradients(zip(grads, naive.trainable_variables))
-
-    naive_epoch()  # warm-up
     naive_rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        naive_epoch()
-        naive_rates.append(len(labels) / (time.perf_counter() - start))
+    width = int(lengths.max())
+    if naive:
+        # naive: pad everything to the longest example, Python loop, eager tape
+        naive_model = fresh()
+        pad_ids = np.zeros((len(ids), width), np.int32)
+        pad_tt = np.zeros_like(pad_ids)
+        for i, (a, t) in enumerate(zip(ids, tts)):
+            pad_ids[i, : len(a)] = a
+            pad_tt[i, : len(t)] = t
+        loss_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+        opt = tf.keras.optimizers.Adam(3e-5)
+
+        def naive_epoch():
+            for lo in range(0, len(labels), batch_size):
+                x = {"input_ids": tf.constant(pad_ids[lo : lo + batch_size]), "token_type_ids": tf.constant(pad_tt[lo : lo + batch_size])}
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(labels[lo : lo + batch_size], naive_model(x, training=True))
+                grads = tape.gradient(loss, naive_model.trainable_variables)
+                opt.apply_gradients(zip(grads, naive_model.trainable_variables))
+
+        naive_epoch()  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            naive_epoch()
+            naive_rates.append(len(labels) / (time.perf_counter() - start))
 
     cfg = course.classifier.config
     embedding_params = sum(int(np.prod(w.shape)) for w in course.classifier.trainable_weights if "embeddings" in w.name)
     n_params = course.classifier.count_params() - embedding_params
     flops = float(np.mean([training_flops_per_example(n_params, n, cfg.num_hidden_layers, cfg.hidden_size) for n in lengths]))
     course_rate = statistics.median(course_rates)
-    naive_rate = statistics.median(naive_rates)
+    naive_rate = statistics.median(naive_rates) if naive_rates else float("nan")
     return {
         "course_examples_per_s": round(course_rate, 2),
         "naive_examples_per_s": round(naive_rate, 2),
         "speedup": round(course_rate / naive_rate, 2),
+        "course_xla": bool(jit_compile),
         "course_runs_examples_per_s": [round(r, 2) for r in course_rates],
         "naive_runs_examples_per_s": [round(r, 2) for r in naive_rates],
         "useful_gflop_per_example": round(flops / 1e9, 4),
@@ -286,6 +294,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=None)
     parser.add_argument("--pairs", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32, help="training: batch size of both pipelines")
+    parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
     parser.add_argument("--only", choices=("serving", "training"), default=None, help="run one part (default: both)")
     parser.add_argument("--users", type=int, default=300, help="serving: new users whose sessions are timed")
@@ -299,7 +309,8 @@ def main(argv=None) -> int:
     print("measuring the matmul peak ...", flush=True)
     peak = matmul_peak()
     print(f"matmul peak: {peak:.1f} GFLOP/s; training benchmark ({args.pairs} pairs x {args.repeats} repeats) ...", flush=True)
-    train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats)
+    train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,
+                               batch_size=args.batch_size, jit_compile=args.xla)
     train["matmul_peak_gflop_per_s"] = round(peak, 1)
     train["fraction_of_matmul_peak"] = round(train["course_gflop_per_s"] / peak, 3)
     results["training"] = train
