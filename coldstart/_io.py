@@ -47,3 +47,27 @@ def make_temp_dir(target) -> Path:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
     return tmp
+
+
+def swap_in_dir(tmp, folder) -> None:
+    """Replace ``folder`` by the complete folder ``tmp`` (made with :func:`make_temp_dir`).
+
+    The old folder is renamed aside first and removed only once the new one is in place; if the
+    swap fails, it is put back. Readers see the old folder or the new one, never a mix.
+    """
+    import shutil
+
+    tmp, folder = Path(tmp), Path(folder)
+    old = None
+    if folder.exists():
+        old = make_temp_dir(folder)
+        os.rmdir(old)
+        os.rename(folder, old)
+    try:
+        os.replace(tmp, folder)
+    except BaseException:
+        if old is not None:
+            os.rename(old, folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

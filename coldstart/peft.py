@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ._io import make_temp_dir
+from ._io import make_temp_dir, swap_in_dir
 from ._tf import import_tensorflow
 
 tf = import_tensorflow()
@@ -341,19 +341,7 @@ def _write_folder(arrays: dict, config: dict, path) -> Path:
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                   str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-        old = None
-        if path.exists():   # keep the old checkpoint until the new one is in place
-            old = make_temp_dir(path)
-            os.rmdir(old)
-            os.rename(path, old)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old is not None:
-                os.rename(old, path)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(tmp, path)   # the old checkpoint stays until the new one is in place
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._io import make_temp_dir
+from ._io import make_temp_dir, swap_in_dir
 
 TEST_CUTOFF = "2011-09-01"
 VALID_CUTOFF = "2011-07-01"
@@ -205,19 +205,7 @@ class ColdStartSplit:
             _write_cases(self.cases, tmp / "cases.parquet")
             meta = {"cutoff": str(self.cutoff), "end": str(self.end)}
             (tmp / "split.json").write_text(json.dumps(meta, indent=1))
-            old = None
-            if folder.exists():  # keep the old split until the new one is in place
-                old = make_temp_dir(folder)
-                os.rmdir(old)
-                os.rename(folder, old)
-            try:
-                os.replace(tmp, folder)
-            except BaseException:
-                if old is not None:
-                    os.rename(old, folder)
-                raise
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            swap_in_dir(tmp, folder)   # the old split stays until the new one is in place
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -54,7 +54,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from ._io import make_temp_dir
+from ._io import make_temp_dir, swap_in_dir
 
 FORMAT_VERSION = 1
 COLUMNS = ["item_id", "text", "score", "reason"]
@@ -476,7 +476,7 @@ class Recommender:
                 "versions": versions(),
             }
             (tmp / "serving.json").write_text(json.dumps(meta, indent=1))
-            _swap_in(tmp, folder)
+            swap_in_dir(tmp, folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -841,18 +841,3 @@ def _short(text: str, n: int = 48) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _swap_in(tmp: Path, folder: Path) -> None:
-    """Replace ``folder`` by the complete ``tmp`` folder (the old one stays until the rename)."""
-    old = None
-    if folder.exists():
-        old = make_temp_dir(folder)
-        os.rmdir(old)
-        os.rename(folder, old)
-    try:
-        os.replace(tmp, folder)
-    except BaseException:
-        if old is not None:
-            os.rename(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
