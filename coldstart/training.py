@@ -8,6 +8,8 @@
 * :func:`bucketed_dataset` -- a ``tf.data`` pipeline that groups sequences of similar length and pads
   each batch only to its own longest member (dynamic padding), then prefetches. Item texts are about
   ten tokens; padding them to the longest context in the data would waste most of the compute.
+* :func:`warmup_schedule` -- a learning rate that rises linearly from zero to its peak over the first
+  steps, then stays; adapters and LoRA need it at their high learning rates (notebook 06).
 * :class:`RankingCallback` -- evaluates the model on the validation protocol after every epoch, logs
   the metric (so Keras' ``EarlyStopping`` and ``ModelCheckpoint`` can monitor it) and keeps the best
   weights.
@@ -126,6 +128,30 @@ def padded_batches(sequences: Sequence[Sequence[int]], batch_size: int, order: O
             ids[row, : len(sequences[i])] = sequences[i]
             mask[row, : len(sequences[i])] = 1
         yield idx, ids, mask
+
+
+def warmup_schedule(peak: float, steps: int):
+    """A Keras learning-rate schedule: ``peak * min(1, (step + 1) / steps)``, a linear warm-up from
+    almost zero to ``peak`` over the first ``steps`` optimizer steps, then constant.
+
+    Pass it to an optimizer in place of a number: ``tf.keras.optimizers.Adam(warmup_schedule(2e-3, 64))``.
+    """
+    if not peak > 0 or int(steps) < 1:
+        raise ValueError(f"warmup_schedule needs peak > 0 and steps >= 1, got peak={peak!r}, steps={steps!r}")
+    tf = import_tensorflow()
+
+    class Warmup(tf.keras.optimizers.schedules.LearningRateSchedule):
+        # linear warm-up from 0 to `peak` over `steps` optimizer steps, then constant
+        def __init__(self, peak, steps):
+            self.peak, self.steps = float(peak), int(steps)
+
+        def __call__(self, step):
+            return self.peak * tf.minimum(1.0, tf.cast(step + 1, tf.float32) / self.steps)
+
+        def get_config(self):
+            return {"peak": self.peak, "steps": self.steps}
+
+    return Warmup(peak, steps)
 
 
 def make_ranking_callback(evaluate_fn: Callable[[], float], name: str = "val_ndcg", patience: int = 1,

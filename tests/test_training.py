@@ -44,6 +44,19 @@ def test_bucketed_dataset_keeps_labels_aligned():
         assert np.allclose(y.numpy(), (x["ids"].numpy() == 7).sum(axis=1) * 10)
 
 
+def test_warmup_schedule_rises_linearly_then_stays():
+    schedule = training.warmup_schedule(2e-3, 4)
+    values = [float(schedule(step)) for step in range(7)]
+    np.testing.assert_allclose(values, [5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3, 2e-3, 2e-3], rtol=1e-6)
+    assert schedule.get_config() == {"peak": 2e-3, "steps": 4}
+
+
+@pytest.mark.parametrize("peak, steps", [(0.0, 4), (-1e-3, 4), (1e-3, 0)])
+def test_warmup_schedule_rejects_bad_arguments(peak, steps):
+    with pytest.raises(ValueError, match="warmup_schedule needs"):
+        training.warmup_schedule(peak, steps)
+
+
 def test_padded_batches_cover_everything_once():
     seqs = [[1] * n for n in (3, 1, 4, 1, 5)]
     got = []
