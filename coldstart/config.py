@@ -87,6 +87,14 @@ class Profile:
         the same budget with and without data augmentation.
     augment_variants: which of notebook 05's training sets are trained (``None``: all six; ``smoke``
         runs only the unaugmented one and all augmentations combined).
+    tune_pairs, tune_epochs: notebook 10's small training set (the same pairs every epoch, batches
+        of 32) and the epochs of its learning curves.
+    tune_valid_users: validation users per segment (k=1, 3, 5) scored after every epoch and sweep
+        run of notebook 10 (``None``: all).
+    tune_learning_rates, tune_batch_sizes: the grid of notebook 10's full fine-tuning sweep; every
+        cell trains on the same ``tune_sweep_pairs`` pairs (one epoch).
+    tune_adapter_sizes, tune_lora_ranks: the adapter sizes and LoRA ranks notebook 10 compares, each
+        trained on ``tune_sweep_pairs`` pairs per epoch for ``tune_peft_epochs`` epochs.
     """
 
     name: str
@@ -121,6 +129,15 @@ class Profile:
     serving_calls: int
     augment_steps: int
     augment_variants: Optional[tuple]
+    tune_pairs: int
+    tune_epochs: int
+    tune_valid_users: Optional[int]
+    tune_learning_rates: tuple
+    tune_batch_sizes: tuple
+    tune_sweep_pairs: int
+    tune_adapter_sizes: tuple
+    tune_lora_ranks: tuple
+    tune_peft_epochs: int
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some settings changed; unknown names raise ``TypeError``."""
@@ -142,6 +159,8 @@ _SETTINGS = {
         group_pairs=96, measure_steps=2,
         bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
         augment_steps=4, augment_variants=("none", "all"),
+        tune_pairs=64, tune_epochs=1, tune_valid_users=30, tune_learning_rates=(5e-5,), tune_batch_sizes=(32,),
+        tune_sweep_pairs=64, tune_adapter_sizes=(16,), tune_lora_ranks=(), tune_peft_epochs=1,
     ),
     "cpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
@@ -151,6 +170,9 @@ _SETTINGS = {
         group_pairs=1024, measure_steps=10,
         bench_pairs=12800, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
         augment_steps=100, augment_variants=None,
+        tune_pairs=1536, tune_epochs=5, tune_valid_users=300, tune_learning_rates=(2e-5, 5e-5, 1e-4),
+        tune_batch_sizes=(32, 64), tune_sweep_pairs=1024, tune_adapter_sizes=(16, 64, 256), tune_lora_ranks=(4, 8, 16),
+        tune_peft_epochs=2,
     ),
     "gpu": dict(
         eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
@@ -160,6 +182,9 @@ _SETTINGS = {
         peft_learning_rate=2e-3, group_pairs=4096, measure_steps=20,
         bench_pairs=32768, bench_epochs=5, bench_users=None, bench_valid_users=None, serving_calls=300,
         augment_steps=300, augment_variants=None,
+        tune_pairs=4096, tune_epochs=8, tune_valid_users=None, tune_learning_rates=(1e-5, 2.5e-5, 5e-5, 1e-4),
+        tune_batch_sizes=(32, 64, 128), tune_sweep_pairs=8192, tune_adapter_sizes=(16, 64, 256),
+        tune_lora_ranks=(4, 8, 16), tune_peft_epochs=3,
     ),
 }
 

@@ -67,8 +67,11 @@ def resolve_model(name: Optional[str] = None) -> str:
     return name
 
 
-def load_encoder(name: Optional[str] = None):
-    """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`)."""
+def load_encoder(name: Optional[str] = None, **config):
+    """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`).
+
+    Keyword arguments override the model's configuration, e.g. ``hidden_dropout_prob=0.3``.
+    """
     from ._tf import import_tensorflow, quiet_transformers
 
     import_tensorflow()
@@ -78,7 +81,7 @@ def load_encoder(name: Optional[str] = None):
     where = resolve_model(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        model = TFAutoModel.from_pretrained(where)
+        model = TFAutoModel.from_pretrained(where, **config)
     except OSError as err:
         raise ModelUnavailable(
             f"Could not load model {where!r} ({str(err).splitlines()[0][:120]}): check the name, your "

@@ -93,6 +93,28 @@ def positive_pairs(examples: Examples, seed: int = 0) -> tuple[list, np.ndarray]
     return list(examples.context), positives
 
 
+def tokenized_tower_pairs(examples: Examples, texts, tokenizer, n: int, seed: int = 0,
+                          context_len: int = 64, item_len: int = 32) -> dict:
+    """``n`` (context, positive item) pairs for the two-tower model, tokenized.
+
+    Draws ``n`` examples without replacement (all of them if there are fewer), one positive each
+    (:func:`positive_pairs`), writes a context as its item texts joined by `` ; `` (as notebooks 03
+    and 06 do) and returns ``{"context_ids", "item_ids", "item"}``: token id lists truncated to
+    ``context_len`` and ``item_len``, and the positives' catalog positions. Ready for
+    :func:`coldstart.training.bucketed_dataset`.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    texts = np.asarray(texts, dtype=object)
+    pick = np.random.default_rng(seed).choice(len(examples), size=min(n, len(examples)), replace=False)
+    context, positives = positive_pairs(examples.subset(pick), seed=seed)
+    return {
+        "context_ids": tokenizer([" ; ".join(texts[c]) for c in context], truncation=True, max_length=context_len)["input_ids"],
+        "item_ids": tokenizer(list(texts[positives]), truncation=True, max_length=item_len)["input_ids"],
+        "item": positives.astype(np.int32),
+    }
+
+
 def ctr_pairs(
     examples: Examples,
     n_items: int,

@@ -33,6 +33,8 @@ def test_smoke_profile_settings():
         peft_learning_rate=2e-3, group_pairs=96, measure_steps=2,
         bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
         augment_steps=4, augment_variants=("none", "all"),
+        tune_pairs=64, tune_epochs=1, tune_valid_users=30, tune_learning_rates=(5e-5,), tune_batch_sizes=(32,),
+        tune_sweep_pairs=64, tune_adapter_sizes=(16,), tune_lora_ranks=(), tune_peft_epochs=1,
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
     line = p.describe()

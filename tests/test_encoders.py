@@ -216,3 +216,12 @@ def _mean(model, ids, mask):
     from coldstart.encoders import mean_pool
 
     return mean_pool(model(input_ids=ids, attention_mask=mask, training=False).last_hidden_state, mask).numpy()
+
+
+@needs_minilm
+def test_load_encoder_config_overrides_reach_the_dropout_layers():
+    _, model = encoders.load_encoder(str(MINILM), hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.2)
+    assert model.config.hidden_dropout_prob == 0.3 and model.config.attention_probs_dropout_prob == 0.2
+    layer = model.bert.encoder.layer[0]
+    assert layer.attention.dense_output.dropout.rate == 0.3
+    assert layer.attention.self_attention.dropout.rate == 0.2

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from coldstart import pairs
 
@@ -78,3 +79,35 @@ def test_positive_pairs_draws_from_targets():
                         np.array(["UK"] * 3, dtype=object), np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
     ctx, pos = pairs.positive_pairs(ex, seed=0)
     assert pos[0] in (4, 5) and pos[1] == 6 and pos[2] in (7, 8, 9)
+
+
+class _WordTokenizer:
+    """Stands in for a Hugging Face tokenizer: one id per word, truncated like the real one."""
+
+    def __call__(self, texts, truncation=True, max_length=None):
+        ids = [[len(w) for w in t.split()][:max_length] for t in texts]
+        return {"input_ids": ids}
+
+
+def test_tokenized_tower_pairs_draw_join_and_truncate():
+    texts = ["red cake stand", "tea cup", "zinc heart", "paper chain kit", "a b c d e f g h"]
+    ex = pairs.Examples([np.array([0, 1]), np.array([2]), np.array([4, 0, 1])],
+                        [np.array([3]), np.array([1]), np.array([2])],
+                        np.array(["UK"] * 3, dtype=object), np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
+    got = pairs.tokenized_tower_pairs(ex, texts, _WordTokenizer(), n=10, seed=0, context_len=6, item_len=2)
+    assert len(got["item"]) == 3 and got["item"].dtype == np.int32        # n larger than the examples: all of them
+    by_item = {int(i): (c, v) for i, c, v in zip(got["item"], got["context_ids"], got["item_ids"])}
+    assert by_item[3] == ([3, 4, 5, 1, 3, 3], [5, 5])                       # "red cake stand ; tea cup", "paper chain"
+    assert by_item[1] == ([4, 5], [3, 3])
+    assert len(by_item[2][0]) == 6                                           # the long context is truncated
+    once = pairs.tokenized_tower_pairs(ex, texts, _WordTokenizer(), n=2, seed=1)
+    twice = pairs.tokenized_tower_pairs(ex, texts, _WordTokenizer(), n=2, seed=1)
+    assert len(once["item"]) == 2 and once["context_ids"] == twice["context_ids"]   # deterministic under a seed
+    np.testing.assert_array_equal(once["item"], twice["item"])
+
+
+def test_tokenized_tower_pairs_rejects_empty_draw():
+    ex = pairs.Examples([np.array([0])], [np.array([1])], np.array(["UK"], dtype=object),
+                        np.array(["2011-01-01"], dtype="datetime64[ns]"))
+    with pytest.raises(ValueError, match="at least 1"):
+        pairs.tokenized_tower_pairs(ex, ["a", "b"], _WordTokenizer(), n=0)
