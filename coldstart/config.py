@@ -168,7 +168,7 @@ _SETTINGS = {
         tower_epochs=6, rerank_users=300, rerank_n=30, transfer_pairs=4096, transfer_epochs=3, adapt_pairs=1024,
         adapt_epochs=2, peft_pairs=4096, peft_epochs=3, adapter_size=64, lora_rank=8, peft_learning_rate=2e-3,
         group_pairs=1024, measure_steps=10,
-        bench_pairs=12800, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
+        bench_pairs=9600, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
         augment_steps=100, augment_variants=None,
         tune_pairs=1536, tune_epochs=5, tune_valid_users=300, tune_learning_rates=(2e-5, 5e-5, 1e-4),
         tune_batch_sizes=(32, 64), tune_sweep_pairs=1024, tune_adapter_sizes=(16, 64, 256), tune_lora_ranks=(4, 8, 16),
