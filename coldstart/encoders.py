@@ -106,7 +106,9 @@ def _structure(model) -> int:
 
 def _pooled_forward(model):
     """The model's compiled mean-pooled forward pass, traced once per model and reused by every
-    :func:`encode` call (tracing a BERT graph costs seconds; shapes are relaxed after the first).
+    :func:`encode` call. Its signature leaves batch size and length open, so one graph serves every
+    batch shape: letting TensorFlow relax the shapes itself traces and prepares a second graph on the
+    second shape, about 3 s more per model on a 2-core CPU.
 
     A traced graph keeps calling the layers it was traced with, so when layers are inserted into the
     model afterwards (``coldstart.peft.add_adapters`` on a model that already encoded something) the
@@ -117,7 +119,9 @@ def _pooled_forward(model):
     key = _structure(model)
     if fn is None or getattr(model, "_coldstart_pooled_structure", None) != key:
 
-        @tf.function(reduce_retracing=True)
+        ids = tf.TensorSpec([None, None], tf.int32)
+
+        @tf.function(input_signature=[ids, ids])
         def fn(input_ids, attention_mask):
             hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
             return mean_pool(hidden, attention_mask)

@@ -157,6 +157,8 @@ def test_minilm_encode(minilm):
     cake, tea, zinc = vecs[0], vecs[1], vecs[2]
     assert cake @ tea > cake @ zinc
     assert encoders.encode([], tok, model).shape == (0, 384)
+    # batches of many shapes above, one traced graph (a second costs seconds per model)
+    assert encoders._pooled_forward(model).experimental_get_tracing_count() == 1
 
 
 @pytest.mark.slow
