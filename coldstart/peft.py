@@ -22,8 +22,9 @@ Order matters: modify and freeze a model *before* ``compile`` (Keras builds its 
 the trainable variables it sees then). Works on ``TFBertModel``, the ``TFBertFor...`` heads and any
 Keras model holding one (e.g. :class:`coldstart.models.TwoTower`).
 
-:func:`measure_training` runs a few training steps of the two-tower model in a fresh process and
-reports the step time and the peak memory, for comparing full fine-tuning with the two methods.
+:func:`measure_methods` runs a few training steps of the two-tower model in a fresh process per
+method and reports the step time and the peak memory, for comparing full fine-tuning with the two
+methods.
 """
 
 from __future__ import annotations
@@ -550,8 +551,9 @@ class AdapterSet:
 
 # -- step time and peak memory, measured in a fresh process -----------------------------------------
 def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: int, size: int, rank: int,
-             learning_rate: float) -> dict:
-    """The body of :func:`measure_training`, run inside the child process."""
+             learning_rate: float, wait: bool = False) -> dict:
+    """The body of :func:`measure_methods`, run inside the child process. With ``wait``, the child
+    prints ``READY`` after the warm-up step and times its steps only once a line arrives on stdin."""
     import resource
 
     from .models import TwoTower
@@ -608,6 +610,9 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     reset = reset_peak()                           # loading the model may have peaked higher than training will
     step = tf.function(model.train_step)
     step(batch)                                    # trace + warm-up (creates the optimizer state)
+    if wait:                                       # the parent says when no other method is being timed
+        print("READY", flush=True)
+        sys.stdin.readline()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -624,33 +629,113 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     return out
 
 
-def measure_training(kind: str, model_name: Optional[str] = None, batch_size: int = 32, seq_len: int = 32,
-                     steps: int = 10, size: int = 64, rank: int = 8, learning_rate: float = 1e-3,
-                     timeout: int = 900) -> dict:
-    """Train the two-tower model ``steps`` steps on one fixed random batch in a **fresh Python
-    process** and return the median step time and the memory: resident memory after the model is
+KINDS = ("full", "adapter", "lora")
+
+
+class _MeasureChild:
+    """One fresh Python process running :func:`_measure`, talked to over its stdin and stdout."""
+
+    def __init__(self, args: dict):
+        import queue
+        import tempfile
+        import threading
+
+        code = ("import json, sys; from coldstart import peft; "
+                "print('RESULT ' + json.dumps(peft._measure(**json.loads(sys.argv[1]))), flush=True)")
+        env = dict(os.environ, COLDSTART_QUIET_PROGRESS="1")
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.kind, self.stderr, self.lines = args["kind"], tempfile.TemporaryFile(mode="w+"), queue.Queue()
+        self.proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(dict(args, wait=True))], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+
+        def pump():                 # a thread, so that waiting for a line can time out on every platform
+            for line in self.proc.stdout:
+                self.lines.put(line.rstrip("\n"))
+            self.lines.put(None)    # end of output
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(self, marker: str, deadline: float) -> str:
+        """The rest of the first stdout line that starts with ``marker``; an error if the process
+        ends or ``deadline`` (a ``time.monotonic()`` value) passes first."""
+        import queue
+
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"measuring {self.kind} timed out") from None
+            if line is None:
+                self.proc.wait()
+                self.stderr.seek(0)
+                raise RuntimeError(f"measuring {self.kind} failed (exit {self.proc.returncode}): "
+                                   f"{self.stderr.read()[-1500:]}")
+            if line.startswith(marker):
+                return line[len(marker):]
+
+    def go(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
+
+
+def measure_methods(kinds: Sequence[str] = KINDS, model_name: Optional[str] = None, batch_size: int = 32,
+                    seq_len: int = 32, steps: int = 10, size: int = 64, rank: int = 8, learning_rate: float = 1e-3,
+                    overlap: Optional[bool] = None, timeout: int = 900) -> list:
+    """Train the two-tower model ``steps`` steps on one fixed random batch, once per method in
+    ``kinds`` (``full``, ``adapter``, ``lora``), each in a **fresh Python process**, and return one
+    dict per method: the median step time and the memory, namely resident memory after the model is
     built (``rss_before_training_mb``), the peak while training (``peak_rss_mb``; on Linux the peak
     count is reset just before training, elsewhere it is the process's peak) and their difference
     (``training_extra_mb``: gradients, optimizer state, activations kept for the backward pass), plus
-    the parameter counts (and ``gpu_peak_mb`` on a GPU). ``kind`` is ``full``, ``adapter`` or ``lora``.
+    the parameter counts (and ``gpu_peak_mb`` on a GPU).
 
     A fresh process because memory freed by one method stays with the process (the allocator keeps
     it), so methods measured one after another in one process would share their peaks.
+
+    With ``overlap`` (the default without a GPU) the processes start together, so their slow part
+    (importing TensorFlow, building the model, tracing the training step) runs at the same time, and
+    then time their steps one at a time: no method is timed while another one computes. On a GPU
+    they run one after another, because each process would reserve the GPU's memory.
+    ``timeout`` (seconds) bounds the whole measurement.
     """
     from .config import DEFAULT_MODEL
 
-    if kind not in ("full", "adapter", "lora"):
-        raise ValueError(f"kind must be full, adapter or lora, got {kind!r}")
-    args = dict(kind=kind, model_name=model_name or os.environ.get("COLDSTART_MODEL") or DEFAULT_MODEL,
-                batch_size=batch_size, seq_len=seq_len, steps=steps, size=size, rank=rank, learning_rate=learning_rate)
-    code = ("import json, sys; from coldstart import peft; "
-            "print('RESULT ' + json.dumps(peft._measure(**json.loads(sys.argv[1]))))")
-    env = dict(os.environ, COLDSTART_QUIET_PROGRESS="1")
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"measuring {kind} failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be full, adapter or lora, got {kind!r}")
+    if overlap is None:
+        overlap = not tf.config.list_physical_devices("GPU")
+    args = dict(model_name=model_name or os.environ.get("COLDSTART_MODEL") or DEFAULT_MODEL, batch_size=batch_size,
+                seq_len=seq_len, steps=steps, size=size, rank=rank, learning_rate=learning_rate)
+    deadline, children, results = time.monotonic() + timeout, [], []
+    try:
+        if overlap:
+            children = [_MeasureChild(dict(args, kind=kind)) for kind in kinds]
+            for child in children:
+                child.wait_for("READY", deadline)
+        for i, kind in enumerate(kinds):
+            if not overlap:
+                children.append(_MeasureChild(dict(args, kind=kind)))
+                children[i].wait_for("READY", deadline)
+            children[i].go()
+            results.append(json.loads(children[i].wait_for("RESULT ", deadline)))
+            children[i].close()
+    finally:
+        for child in children:
+            child.close()
+    return results
+
+
+def measure_training(kind: str, model_name: Optional[str] = None, batch_size: int = 32, seq_len: int = 32,
+                     steps: int = 10, size: int = 64, rank: int = 8, learning_rate: float = 1e-3,
+                     timeout: int = 900) -> dict:
+    """:func:`measure_methods` for one method: its step time and memory, in a fresh process."""
+    return measure_methods([kind], model_name, batch_size, seq_len, steps, size, rank, learning_rate,
+                           timeout=timeout)[0]

@@ -320,6 +320,27 @@ def test_measure_training_reports_step_time_and_memory(base_dir):
         peft.measure_training("prefix", model_name=str(base_dir), steps=1)
 
 
+def test_measure_methods_gives_each_method_its_own_process(base_dir):
+    results = peft.measure_methods(("full", "lora"), model_name=str(base_dir), batch_size=4, seq_len=6, steps=2,
+                                   rank=2, overlap=True)
+    assert [r["kind"] for r in results] == ["full", "lora"]
+    full, lora = results
+    assert lora["new"] == lora["trainable"] == LAYERS * 2 * 2 * (HIDDEN + HIDDEN)
+    assert full["new"] == 0 and full["trainable"] == full["total"] > lora["trainable"]
+    assert all(r["step_seconds"] > 0 and r["peak_rss_mb"] >= r["rss_before_training_mb"] > 50 for r in results)
+
+
+def test_measure_methods_reports_a_failing_or_slow_child_and_leaves_no_process(tmp_path, base_dir):
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(RuntimeError, match="(?s)measuring adapter failed .exit 1.*no-such-model. does not exist"):
+        peft.measure_methods(("adapter",), model_name=str(tmp_path / "no-such-model"), steps=1, overlap=False)
+    with pytest.raises(RuntimeError, match="measuring full timed out"):
+        peft.measure_methods(("full", "adapter"), model_name=str(base_dir), steps=1, timeout=1)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} == before
+
+
 def test_minilm_shares_of_trainable_parameters():
     folder = models_folder() / "all-MiniLM-L6-v2"
     if not (folder / "config.json").is_file():
