@@ -30,7 +30,7 @@ def test_smoke_profile_settings():
         batch_size=32, learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1,
         tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1,
         adapt_pairs=128, adapt_epochs=1, peft_pairs=192, peft_epochs=1, adapter_size=64, lora_rank=8,
-        peft_learning_rate=2e-3, group_pairs=96, measure_steps=2,
+        peft_learning_rate=1e-3, group_pairs=96, measure_steps=2,
         bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
         augment_steps=4, augment_variants=("none", "all"),
         tune_pairs=64, tune_epochs=1, tune_valid_users=30, tune_learning_rates=(5e-5,), tune_batch_sizes=(32,),
