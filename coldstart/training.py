@@ -87,25 +87,26 @@ def bucketed_dataset(
     lengths = np.asarray(lengths, dtype=np.int32)
     ragged = {k: v for k, v in features.items() if len(v) and hasattr(v[0], "__len__")}
     scalar = {k: np.asarray(v) for k, v in features.items() if k not in ragged}
-    x_spec = {k: tf.TensorSpec([None], tf.int32) for k in ragged}
-    x_spec.update({k: tf.TensorSpec([], tf.as_dtype(v.dtype)) for k, v in scalar.items()})
-    x_spec["_len"] = tf.TensorSpec([], tf.int32)
     if labels is not None:
         labels = np.asarray(labels)
-        spec = (x_spec, tf.TensorSpec([], tf.as_dtype(labels.dtype)))
-    else:
-        spec = x_spec
 
-    def gen():
-        order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
-        for i in order:
-            x = {k: np.asarray(v[i], dtype=np.int32) for k, v in ragged.items()}
-            x.update({k: v[i] for k, v in scalar.items()})
-            x["_len"] = lengths[i]
-            yield (x, labels[i]) if labels is not None else x
+    # The whole data set as tensors (no Python generator in the input loop: nothing competes with the
+    # training step for the interpreter, and TPUs can run it); one fixed order per data set, the same
+    # every epoch, like the batches a seed gives.
+    order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    columns = {}
+    for k, v in ragged.items():
+        rows = [np.asarray(v[i], dtype=np.int32).reshape(-1) for i in order]
+        flat = np.concatenate(rows) if rows else np.zeros(0, np.int32)
+        columns[k] = tf.RaggedTensor.from_row_lengths(flat, np.array([len(r) for r in rows], np.int64))
+    columns.update({k: v[order] for k, v in scalar.items()})
+    columns["_len"] = lengths[order]
+    ds = tf.data.Dataset.from_tensor_slices((columns, labels[order]) if labels is not None else columns)
+    if ragged:   # each row of a ragged column is a plain 1-D tensor: say so, for padded_batch
+        to_dense = lambda x: {k: (tf.ensure_shape(tf.convert_to_tensor(t), [None]) if k in ragged else t) for k, t in x.items()}
+        ds = ds.map((lambda x, y: (to_dense(x), y)) if labels is not None else to_dense)
 
     bounds = [b for b in boundaries if b < max(int(lengths.max()), 1)] or [int(lengths.max())]
-    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
     length_of = (lambda x, y: x["_len"]) if labels is not None else (lambda x: x["_len"])
     ds = ds.bucket_by_sequence_length(
         element_length_func=length_of,
