@@ -121,7 +121,7 @@ def _pooled_forward(model):
 
         ids = tf.TensorSpec([None, None], tf.int32)
 
-        @tf.function(input_signature=[ids, ids])
+        @tf.function(input_signature=[ids, ids], autograph=False)  # plain graph code: no AutoGraph rewrite needed
         def fn(input_ids, attention_mask):
             hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
             return mean_pool(hidden, attention_mask)

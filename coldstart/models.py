@@ -34,6 +34,12 @@ class CrossEncoder(tf.keras.Model):
         super().__init__()
         self.classifier = classifier  # TFAutoModelForSequenceClassification with num_labels=1
 
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if self.classifier.built:  # Adam's state now: made inside the first step, it would cost a second trace
+            self.optimizer.build(self.trainable_variables)
+
+    @tf.autograph.experimental.do_not_convert  # plain graph code: AutoGraph's rewrite of BERT only costs seconds
     def call(self, inputs, training=False):
         ids = inputs["input_ids"]
         out = self.classifier(
@@ -54,6 +60,11 @@ class TwoTower(tf.keras.Model):
         self.temperature = temperature
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
 
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if self.encoder.built:  # Adam's state now: made inside the first step, it would cost a second trace
+            self.optimizer.build(self.trainable_variables)
+
     def embed(self, ids, training=False):
         mask = tf.cast(ids != 0, tf.int32)
         hidden = self.encoder(input_ids=ids, attention_mask=mask, training=training).last_hidden_state
@@ -64,6 +75,7 @@ class TwoTower(tf.keras.Model):
         items = self.embed(batch["item_ids"], training)      # (B, d): row i is user i's positive
         return tf.matmul(users, items, transpose_b=True) / self.temperature  # (B, B) logits
 
+    @tf.autograph.experimental.do_not_convert  # plain graph code: AutoGraph's rewrite of BERT only costs seconds
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             logits = self(batch, training=True)

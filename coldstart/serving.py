@@ -128,7 +128,7 @@ def _forward_fn(model):
     if fn is None:
         spec = tf.TensorSpec([None, None], tf.int32)
 
-        @tf.function(input_signature=[spec, spec])
+        @tf.function(input_signature=[spec, spec], autograph=False)  # plain graph code: no AutoGraph rewrite needed
         def fn(input_ids, attention_mask):
             return model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
 

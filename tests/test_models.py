@@ -84,6 +84,30 @@ def test_two_tower_masks_duplicate_positives_and_learns():
     assert losses[-1] < 0.3
 
 
+@pytest.mark.parametrize("kind", ["two-tower", "cross-encoder"])
+def test_training_step_is_traced_once_for_every_batch_shape(kind):
+    # the optimizer's state is made in compile, so the first step creates no variables: one trace, not two
+    body, clf = _tiny_bert()
+    ids = np.array([[2, 5, 3]], np.int32)
+    if kind == "two-tower":
+        body(input_ids=ids)                                # built, like a from_pretrained model
+        model = models.TwoTower(body, temperature=0.1)
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+        x = {"context_ids": [[2, 5, 6, 3], [2, 7, 8, 9, 10, 3]] * 4, "item_ids": [[2, 5, 3], [2, 7, 3]] * 4,
+             "item": np.arange(8, dtype=np.int32)}
+        data = coldstart.training.bucketed_dataset(x, np.array([len(c) for c in x["context_ids"]]), 2, boundaries=(5,))
+    else:
+        clf(input_ids=ids)
+        model = models.CrossEncoder(clf)
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        x = {"input_ids": [[2, 5, 3, 6, 3], [2, 7, 3, 8, 9, 10, 3]] * 4, "token_type_ids": [[0, 0, 0, 1, 1], [0] * 3 + [1] * 4] * 4}
+        data = coldstart.training.bucketed_dataset(x, np.array([len(c) for c in x["input_ids"]]), 2, boundaries=(5,),
+                                                   labels=np.arange(8) % 2)
+    assert len(model.optimizer.variables) > 1              # Adam's moments exist before any step
+    model.fit(data, epochs=2, verbose=0)                   # batches of length 5 and 7
+    assert model.train_function.experimental_get_tracing_count() == 1
+
+
 def test_text_id_recommender_combines_the_parts():
     rec = models.TextIDRecommender(None, None, ["a", "b", "c"], np.eye(3, dtype=np.float32),
                                    w_text=0.5, beta=0.1, is_new=np.array([0, 0, 1]))
