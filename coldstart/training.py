@@ -103,7 +103,10 @@ def bucketed_dataset(
     columns["_len"] = lengths[order]
     ds = tf.data.Dataset.from_tensor_slices((columns, labels[order]) if labels is not None else columns)
     if ragged:   # each row of a ragged column is a plain 1-D tensor: say so, for padded_batch
-        to_dense = lambda x: {k: (tf.ensure_shape(tf.convert_to_tensor(t), [None]) if k in ragged else t) for k, t in x.items()}
+
+        def to_dense(x):
+            return {k: tf.ensure_shape(tf.convert_to_tensor(t), [None]) if k in ragged else t for k, t in x.items()}
+
         ds = ds.map((lambda x, y: (to_dense(x), y)) if labels is not None else to_dense)
 
     bounds = [b for b in boundaries if b < max(int(lengths.max()), 1)] or [int(lengths.max())]
