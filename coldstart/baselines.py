@@ -90,12 +90,26 @@ class CountryPopularity:
         return out
 
 
-def basket_matrix(split: ColdStartSplit) -> sp.csr_matrix:
-    """Binary (invoice x item) matrix of training baskets."""
-    train = split.train.drop_duplicates(["invoice", "item"])
-    inv = pd.factorize(train["invoice"])[0]
-    pos = pd.Series(np.arange(split.n_items), index=split.item_ids).reindex(train["item"]).to_numpy()
-    return sp.csr_matrix((np.ones(len(inv), np.float32), (inv, pos)), shape=(inv.max() + 1, split.n_items))
+def basket_matrix(split: ColdStartSplit, customers: bool = False) -> sp.csr_matrix:
+    """Binary (invoice x item) matrix of training baskets.
+
+    ``customers=True`` appends one row per customer: every item they bought before the cutoff, over
+    all their invoices (what a customer buys across visits, not only within one). Rows of customers
+    with no id are not added.
+    """
+
+    def rows(frame, key):
+        frame = frame.dropna(subset=[key]).drop_duplicates([key, "item"])
+        row = pd.factorize(frame[key])[0]
+        return row, pos.reindex(frame["item"]).to_numpy()
+
+    pos = pd.Series(np.arange(split.n_items), index=split.item_ids)
+    row, col = rows(split.train, "invoice")
+    if customers:
+        c_row, c_col = rows(split.train, "customer")
+        row, col = np.concatenate([row, c_row + (row.max() + 1 if len(row) else 0)]), np.concatenate([col, c_col])
+    n_rows = int(row.max()) + 1 if len(row) else 0
+    return sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_rows, split.n_items))
 
 
 class ItemKNN:

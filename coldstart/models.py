@@ -9,7 +9,8 @@ reader copies from the chapter is what the course runs.
   text and each item text; trained with an in-batch softmax (temperature) so the context lands near
   the item bought. Items are embedded once into an index; a user costs one encoder call.
 * :class:`ItemRegression` -- the ID part: a ridge regression from a basket's items to the basket's
-  other items (closed form, known as EASE). It knows only items bought before the cutoff.
+  other items (closed form, known as EASE; with ``dropout``, DLAE). It knows only items bought
+  before the cutoff.
 * :class:`TextIDRecommender` -- the course's retriever: ID part + weight x text similarity + a bias
   for new products, weights chosen on the validation split.
 """
@@ -96,18 +97,23 @@ class TwoTower(tf.keras.Model):
 
 
 class ItemRegression:
-    """The ID part: B = argmin ||X - X B||^2 + lam ||B||^2 with diag(B) = 0 (EASE, Steck 2019).
+    """The ID part: B = argmin ||X - X B||^2 + ||Lambda^(1/2) B||^2 with diag(B) = 0 (EASE, Steck 2019).
 
-    ``X`` is the (basket x item) matrix of training invoices. Closed form: P = (X^T X + lam I)^-1,
-    B = -P / diag(P), diag(B) = 0. A context's scores are the *sum* of its items' rows of B (``x B``
-    for the context's 0/1 row ``x``: the model's own prediction; averaging instead flattens the
-    scores of longer contexts and measured worse at k=3 and 5). Items never bought before the
+    ``X`` is the (basket x item) matrix of training baskets. Closed form: P = (X^T X + Lambda)^-1,
+    B = -P / diag(P), diag(B) = 0. ``Lambda = lam I`` is EASE. ``dropout = p > 0`` adds
+    ``p / (1 - p) x diag(X^T X)``: the penalty of a denoising autoencoder that drops each input item
+    with probability ``p`` (DLAE, Steck 2020), so a popular item's weights shrink more and one
+    basket's co-purchases count less. A context's scores are the *sum* of its items' rows of B
+    (``x B`` for the context's 0/1 row ``x``: the model's own prediction; averaging instead flattens
+    the scores of longer contexts and measured worse at k=3 and 5). Items never bought before the
     cutoff get a zero column: the ID part cannot recommend them.
     """
 
-    def __init__(self, baskets: sp.csr_matrix, lam: float = 500.0):
+    def __init__(self, baskets: sp.csr_matrix, lam: float = 500.0, dropout: float = 0.0):
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         gram = (baskets.T @ baskets).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += lam
+        gram[np.diag_indices_from(gram)] += lam + dropout / (1.0 - dropout) * np.diag(gram)
         P = np.linalg.inv(gram)
         B = -P / np.diag(P)[None, :]
         np.fill_diagonal(B, 0.0)

@@ -65,12 +65,17 @@ COLUMNS = ["item_id", "text", "score", "reason"]
 class Recipe:
     """The weights of ``ID + w_text * cosine + beta * [new]``.
 
-    ``lam`` is the ID part's ridge strength (``None``: no ID part). Defaults: text only, no bias.
+    ``lam`` is the ID part's ridge strength (``None``: no ID part); ``dropout`` and ``customers`` are
+    the rest of its fit (:class:`~coldstart.models.ItemRegression`'s ``dropout``; ``customers=1``
+    adds one row per customer to the training baskets, :func:`~coldstart.baselines.basket_matrix`).
+    Defaults: text only, no bias.
     """
 
     w_text: float = 1.0
     beta: float = 0.0
     lam: Optional[float] = None
+    dropout: float = 0.0
+    customers: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict) -> "Recipe":
@@ -89,8 +94,8 @@ class Recipe:
 def read_recipe(path) -> Optional[Recipe]:
     """The recipe in a ``retriever.json`` written by notebook 03 (``None`` if the file is missing).
 
-    The file may hold other keys (metrics, dates); only ``w_text`` (or ``w``), ``beta`` and ``lam``
-    are read, at the top level or under ``"recipe"``.
+    The file may hold other keys (metrics, dates); only ``w_text`` (or ``w``), ``beta``, ``lam``,
+    ``dropout`` and ``customers`` are read, at the top level or under ``"recipe"``.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,7 +104,7 @@ def read_recipe(path) -> Optional[Recipe]:
     data = data.get("recipe", data)
     if "w" in data and "w_text" not in data:
         data = {**data, "w_text": data["w"]}
-    return Recipe.from_dict({k: data[k] for k in ("w_text", "beta", "lam") if k in data})
+    return Recipe.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers") if k in data})
 
 
 # -- the query side ------------------------------------------------------------------------------------
@@ -200,7 +205,8 @@ class Recommender:
         if recipe.lam is not None:
             from .models import ItemRegression
 
-            id_matrix = ItemRegression(basket_matrix(split), lam=recipe.lam).B
+            baskets = basket_matrix(split, customers=bool(recipe.customers))
+            id_matrix = ItemRegression(baskets, lam=recipe.lam, dropout=recipe.dropout).B
         is_new = (split.catalog["train_customers"].to_numpy() == 0).astype(np.float32)
         rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=is_new, popularity=pop.glob,
                   countries=countries, country_popularity=pop.share, id_matrix=id_matrix, recipe=recipe,

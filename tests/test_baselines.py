@@ -20,6 +20,7 @@ from coldstart.baselines import (
 )
 from coldstart.evaluate import Batch, batch_of, evaluate
 from coldstart.protocol import ColdStartSplit
+from conftest import TINY_CUTOFF
 
 R2 = 1 / np.sqrt(2)
 
@@ -179,6 +180,19 @@ def test_basket_matrix_tiny(tiny_split):
         [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # 536001
         [1, 0, 1, 1, 1, 1, 1, 0, 0, 0],  # 536002
         [0, 1, 0, 0, 0, 0, 0, 0, 0, 0],  # 536003
+    ]
+
+
+def test_basket_matrix_customer_rows_hold_all_of_a_customers_invoices(tiny_clean):
+    from coldstart import protocol
+
+    tiny_clean.loc[tiny_clean["invoice"] == "536003", "customer"] = 1   # customer 1 now has two invoices
+    split = protocol.make_split(tiny_clean, cutoff=TINY_CUTOFF)
+    X = basket_matrix(split, customers=True).toarray()
+    assert X[:3].tolist() == basket_matrix(split).toarray().tolist()   # the invoice rows first, unchanged
+    assert X[3:].tolist() == [
+        [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # customer 1: 536001 and 536003 (item 10002 once: binary)
+        [1, 0, 1, 1, 1, 1, 1, 0, 0, 0],  # customer 2: 536002
     ]
 
 

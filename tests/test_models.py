@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import coldstart
-from coldstart import models
+from coldstart import models, training
 from coldstart.evaluate import Batch
 
 tf = coldstart.import_tensorflow()
@@ -41,6 +41,26 @@ def test_item_regression_is_the_ridge_solution_with_zero_diagonal():
     scores = reg.score(batch)
     assert np.allclose(scores[0], reg.B[0] + reg.B[2], atol=1e-6)   # x B: the sum of the context rows
     assert np.allclose(scores[1], 0)
+
+
+def test_item_regression_dropout_is_a_ridge_with_a_popularity_scaled_penalty():
+    rng = np.random.default_rng(1)
+    X = sp.csr_matrix((rng.random((80, 6)) < 0.4).astype(np.float32))
+    lam, p = 2.0, 0.5
+    reg = models.ItemRegression(X, lam=lam, dropout=p)
+    Xd = X.toarray().astype(np.float64)
+    penalty = lam + p / (1 - p) * (Xd ** 2).sum(0)     # DLAE: lam + p/(1-p) x diag(X^T X), per item
+    for j in range(6):
+        others = [i for i in range(6) if i != j]
+        A = Xd[:, others]
+        w = np.linalg.solve(A.T @ A + np.diag(penalty[others]), A.T @ Xd[:, j])
+        assert np.allclose(reg.B[others, j], w, atol=1e-5)
+    assert np.allclose(np.diag(reg.B), 0)
+    assert np.allclose(models.ItemRegression(X, lam=lam, dropout=0.0).B, models.ItemRegression(X, lam=lam).B)
+    assert not np.allclose(reg.B, models.ItemRegression(X, lam=lam).B, atol=1e-3)   # the penalty changes B
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout"):
+            models.ItemRegression(X, lam=lam, dropout=bad)
 
 
 def test_item_regression_cannot_score_never_bought_items():
@@ -95,13 +115,13 @@ def test_training_step_is_traced_once_for_every_batch_shape(kind):
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
         x = {"context_ids": [[2, 5, 6, 3], [2, 7, 8, 9, 10, 3]] * 4, "item_ids": [[2, 5, 3], [2, 7, 3]] * 4,
              "item": np.arange(8, dtype=np.int32)}
-        data = coldstart.training.bucketed_dataset(x, np.array([len(c) for c in x["context_ids"]]), 2, boundaries=(5,))
+        data = training.bucketed_dataset(x, np.array([len(c) for c in x["context_ids"]]), 2, boundaries=(5,))
     else:
         clf(input_ids=ids)
         model = models.CrossEncoder(clf)
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
         x = {"input_ids": [[2, 5, 3, 6, 3], [2, 7, 3, 8, 9, 10, 3]] * 4, "token_type_ids": [[0, 0, 0, 1, 1], [0] * 3 + [1] * 4] * 4}
-        data = coldstart.training.bucketed_dataset(x, np.array([len(c) for c in x["input_ids"]]), 2, boundaries=(5,),
+        data = training.bucketed_dataset(x, np.array([len(c) for c in x["input_ids"]]), 2, boundaries=(5,),
                                                    labels=np.arange(8) % 2)
     assert len(model.optimizer.variables) > 1              # Adam's moments exist before any step
     model.fit(data, epochs=2, verbose=0)                   # batches of length 5 and 7
