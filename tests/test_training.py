@@ -59,6 +59,14 @@ def test_bucketed_dataset_order_is_fixed_by_the_seed_and_repeats_each_epoch():
     assert [r for b in unshuffled for r in b] == list(range(40))                # in order: buckets fill one by one
 
 
+def test_bucketed_dataset_runs_without_the_autotuner_and_survives_repeat():
+    # the autotuner's thread made the end of some `fit` calls wait ~10 s here; the pipeline turns it off,
+    # and the options must reach the dataset a notebook actually iterates (after .repeat())
+    lengths = np.arange(1, 21)
+    ds = training.bucketed_dataset({"ids": [[5] * n for n in lengths]}, lengths, 4).repeat()
+    assert ds.options().autotune.enabled is False
+
+
 def test_warmup_schedule_rises_linearly_then_stays():
     schedule = training.warmup_schedule(2e-3, 4)
     values = [float(schedule(step)) for step in range(7)]
