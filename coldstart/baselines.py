@@ -97,13 +97,12 @@ def basket_matrix(split: ColdStartSplit, customers: bool = False) -> sp.csr_matr
     all their invoices (what a customer buys across visits, not only within one). Rows of customers
     with no id are not added.
     """
+    pos = pd.Series(np.arange(split.n_items), index=split.item_ids)
 
     def rows(frame, key):
         frame = frame.dropna(subset=[key]).drop_duplicates([key, "item"])
-        row = pd.factorize(frame[key])[0]
-        return row, pos.reindex(frame["item"]).to_numpy()
+        return pd.factorize(frame[key])[0], pos.reindex(frame["item"]).to_numpy()
 
-    pos = pd.Series(np.arange(split.n_items), index=split.item_ids)
     row, col = rows(split.train, "invoice")
     if customers:
         c_row, c_col = rows(split.train, "customer")

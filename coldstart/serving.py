@@ -66,7 +66,7 @@ class Recipe:
     """The weights of ``ID + w_text * cosine + beta * [new]``.
 
     ``lam`` is the ID part's ridge strength (``None``: no ID part); ``dropout`` and ``customers`` are
-    the rest of its fit (:class:`~coldstart.models.ItemRegression`'s ``dropout``; ``customers=1``
+    the rest of its fit (:class:`~coldstart.models.ItemRegression`'s ``dropout``; ``customers=True``
     adds one row per customer to the training baskets, :func:`~coldstart.baselines.basket_matrix`).
     Defaults: text only, no bias.
     """
@@ -75,7 +75,7 @@ class Recipe:
     beta: float = 0.0
     lam: Optional[float] = None
     dropout: float = 0.0
-    customers: float = 0.0
+    customers: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> "Recipe":
@@ -87,7 +87,7 @@ class Recipe:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown recipe keys {unknown}: expected some of {sorted(known)}")
-        out = {k: (None if v is None else float(v)) for k, v in values.items()}
+        out = {k: (None if v is None else bool(v) if k == "customers" else float(v)) for k, v in values.items()}
         return cls(**out)
 
 
@@ -205,7 +205,7 @@ class Recommender:
         if recipe.lam is not None:
             from .models import ItemRegression
 
-            baskets = basket_matrix(split, customers=bool(recipe.customers))
+            baskets = basket_matrix(split, customers=recipe.customers)
             id_matrix = ItemRegression(baskets, lam=recipe.lam, dropout=recipe.dropout).B
         is_new = (split.catalog["train_customers"].to_numpy() == 0).astype(np.float32)
         rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=is_new, popularity=pop.glob,

@@ -239,7 +239,7 @@ def test_save_and_load_give_identical_recommendations(rec, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["recommender"]   # no temporary folder left
     meta = json.loads((folder / "serving.json").read_text())
     assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {"w_text": 0.5, "beta": 0.01, "lam": 1.0,
-                                                                                             "dropout": 0.0, "customers": 0.0}
+                                                                                             "dropout": 0.0, "customers": False}
     back = serving.Recommender.load(folder)
     assert back.item_ids == rec.item_ids and np.array_equal(back.index, rec.index)
     for kwargs in [dict(clicked_items=["10001", "NEW-1"]), dict(query_text="zinc heart", clicked_items=["10003"]),
@@ -289,7 +289,7 @@ def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, t
     (tmp_path / "retriever.json").write_text(json.dumps({"w_text": 0.3, "beta": 0.02, "lam": 2.0, "dropout": 0.5,
                                                          "customers": True}))
     rec, message = serving.for_profile(tiny_split, "smoke", progress=False)
-    assert rec.recipe == serving.Recipe(w_text=0.3, beta=0.02, lam=2.0, dropout=0.5, customers=1.0)
+    assert rec.recipe == serving.Recipe(w_text=0.3, beta=0.02, lam=2.0, dropout=0.5, customers=True)
     expected = ItemRegression(basket_matrix(tiny_split, customers=True), lam=2.0, dropout=0.5).B   # the ID part as notebook 03 fits it
     assert rec.id_matrix.shape == (10, 10) and np.allclose(rec.id_matrix, expected, atol=1e-6)
     assert not np.allclose(expected, ItemRegression(basket_matrix(tiny_split), lam=2.0).B, atol=1e-4)
