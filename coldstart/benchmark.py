@@ -8,10 +8,15 @@ protocol-like pairs, on the same machine, in one run, two ways:
 * **naive** -- like the source's sample code: every example padded to the longest in the data set,
   a Python loop over steps calling the model eagerly under ``tf.GradientTape``.
 
-Each is warmed up (tracing excluded), then timed over ``--repeats`` passes; the median examples/s is
-reported, with the ratio. The achieved FLOP/s counts the useful work only (real tokens, not padding:
-``3 x tokens x (2 N + 4 layers x length x hidden)`` per example, N = non-embedding parameters) and is
-divided by the machine's matmul peak, measured in the same run with a large float32 ``tf.matmul``.
+Each is warmed up (tracing excluded), then timed over ``--repeats`` rounds. A round measures the
+machine's matmul peak (a large float32 ``tf.matmul``), then one pass of the course pipeline, then one
+pass of the naive one, so every figure has neighbours measured within a minute of it: this machine's
+speed drifts by 20% and more over minutes, and a peak measured once, minutes away from the training
+it divides, moved the fraction from 0.38 to 0.50 between otherwise identical runs. Reported: the
+median examples/s of each pipeline and their ratio, and the median over rounds of the course pass's
+useful FLOP/s divided by its own round's peak. Useful FLOPs count real tokens only, not padding:
+``3 x (tokens x (2 N + 4 layers x length x hidden) + 2 H)`` per example, with N the parameters that
+act on every token (the encoder layers) and H those that act once per sequence (pooler and head).
 
 Serving (``--only serving``, notebook 07's recommender, :func:`benchmark_serving`): on the full test
 catalog, wall-clock milliseconds of a click update (numpy only) and of a free-text query (one encoder
@@ -70,17 +75,39 @@ def _pairs(n_pairs: int, seed: int = 0):
     return ctx, cand, frame["label"].to_numpy(np.float32)
 
 
-def training_flops_per_example(n_params: int, length: int, layers: int, hidden: int) -> float:
-    """Useful training FLOPs for one sequence of ``length`` real tokens (forward + backward = 3 x forward)."""
-    return 3.0 * length * (2.0 * n_params + 4.0 * layers * length * hidden)
+def training_flops_per_example(n_params: int, length: int, layers: int, hidden: int, head_params: int = 0) -> float:
+    """Useful training FLOPs for one sequence of ``length`` real tokens (forward + backward = 3 x forward).
+
+    ``n_params`` act on every token (the encoder layers' matrices), ``head_params`` once per sequence
+    (a pooler and a classifier read only the first token).
+    """
+    return 3.0 * (length * (2.0 * n_params + 4.0 * layers * length * hidden) + 2.0 * head_params)
 
 
-def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 3,
-                       jit_compile: bool = False, naive: bool = True):
-    """Examples/s of the course pipeline and of a naive one (see the module docstring).
+def useful_param_counts(classifier) -> tuple:
+    """``(per_token, per_sequence)`` parameter counts of a Hugging Face TF sequence classifier.
+
+    Per token: the weights of the encoder layers (names containing ``/encoder/``). Per sequence:
+    every other weight except the embeddings (a lookup, no FLOPs), i.e. the pooler and the head.
+    """
+    per_token = per_sequence = 0
+    for w in classifier.weights:
+        size = int(np.prod(w.shape))
+        if "/encoder/" in w.name:
+            per_token += size
+        elif "embeddings" not in w.name:
+            per_sequence += size
+    return per_token, per_sequence
+
+
+def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 5,
+                       jit_compile: bool = False, naive: bool = True, peak=matmul_peak):
+    """Examples/s of the course pipeline and of a naive one, and the course's fraction of the matmul
+    peak, in interleaved rounds (see the module docstring).
 
     ``jit_compile`` compiles the course's train step with XLA; ``naive=False`` skips the naive
-    pipeline (to compare settings of the course pipeline quickly).
+    pipeline (to compare settings of the course pipeline quickly); ``peak`` is called once per round
+    and returns GFLOP/s.
     """
     from transformers import TFAutoModelForSequenceClassification
 
@@ -107,17 +134,13 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     # course: bucketed dynamic padding + compiled Keras fit
     course = fresh(jit_compile)
     data = training.bucketed_dataset({"input_ids": ids, "token_type_ids": tts}, lengths, batch_size, labels=labels)
-    course.fit(data, epochs=1, verbose=0)  # warm-up: traces every bucket shape once
-    course_rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        course.fit(data, epochs=1, verbose=0)
-        course_rates.append(len(labels) / (time.perf_counter() - start))
 
-    naive_rates = []
+    def course_epoch():
+        course.fit(data, epochs=1, verbose=0)
+
+    # naive: pad everything to the longest example, Python loop, eager tape
     width = int(lengths.max())
     if naive:
-        # naive: pad everything to the longest example, Python loop, eager tape
         naive_model = fresh()
         pad_ids = np.zeros((len(ids), width), np.int32)
         pad_tt = np.zeros_like(pad_ids)
@@ -135,16 +158,25 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
                 grads = tape.gradient(loss, naive_model.trainable_variables)
                 opt.apply_gradients(zip(grads, naive_model.trainable_variables))
 
-        naive_epoch()  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            naive_epoch()
-            naive_rates.append(len(labels) / (time.perf_counter() - start))
+    def rate(epoch):
+        start = time.perf_counter()
+        epoch()
+        return len(labels) / (time.perf_counter() - start)
 
+    course_epoch()  # warm-up: traces every bucket shape once
+    if naive:
+        naive_epoch()  # warm-up
+    per_token, per_sequence = useful_param_counts(course.classifier)
     cfg = course.classifier.config
-    embedding_params = sum(int(np.prod(w.shape)) for w in course.classifier.trainable_weights if "embeddings" in w.name)
-    n_params = course.classifier.count_params() - embedding_params
-    flops = float(np.mean([training_flops_per_example(n_params, n, cfg.num_hidden_layers, cfg.hidden_size) for n in lengths]))
+    flops = float(np.mean([training_flops_per_example(per_token, n, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
+                           for n in lengths]))
+    peaks, course_rates, naive_rates = [], [], []
+    for _ in range(repeats):  # one round: the peak, then each pipeline, all within about a minute
+        peaks.append(peak())
+        course_rates.append(rate(course_epoch))
+        if naive:
+            naive_rates.append(rate(naive_epoch))
+    fractions = [r * flops / 1e9 / p for r, p in zip(course_rates, peaks)]
     course_rate = statistics.median(course_rates)
     naive_rate = statistics.median(naive_rates) if naive_rates else float("nan")
     return {
@@ -155,7 +187,14 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
         "course_runs_examples_per_s": [round(r, 2) for r in course_rates],
         "naive_runs_examples_per_s": [round(r, 2) for r in naive_rates],
         "useful_gflop_per_example": round(flops / 1e9, 4),
+        "useful_params_per_token": per_token,
+        "useful_params_per_sequence": per_sequence,
         "course_gflop_per_s": round(course_rate * flops / 1e9, 2),
+        "matmul_peak_gflop_per_s": round(statistics.median(peaks), 1),
+        "matmul_peak_runs_gflop_per_s": [round(p, 1) for p in peaks],
+        "fraction_of_matmul_peak": round(statistics.median(fractions), 3),
+        "fraction_of_matmul_peak_runs": [round(f, 3) for f in fractions],
+        "fraction_is": "median over rounds of (course pass's useful FLOP/s / the same round's matmul peak)",
         "pairs": int(len(labels)),
         "batch_size": batch_size,
         "median_tokens": float(np.median(lengths)),
@@ -293,7 +332,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Course speed benchmarks")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--pairs", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="training: timed rounds")
     parser.add_argument("--batch-size", type=int, default=32, help="training: batch size of both pipelines")
     parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
@@ -306,13 +345,10 @@ def main(argv=None) -> int:
     if args.only == "serving":
         return main_serving(args, profile, out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    print("measuring the matmul peak ...", flush=True)
-    peak = matmul_peak()
-    print(f"matmul peak: {peak:.1f} GFLOP/s; training benchmark ({args.pairs} pairs x {args.repeats} repeats) ...", flush=True)
+    print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass) ...",
+          flush=True)
     train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,
                                batch_size=args.batch_size, jit_compile=args.xla)
-    train["matmul_peak_gflop_per_s"] = round(peak, 1)
-    train["fraction_of_matmul_peak"] = round(train["course_gflop_per_s"] / peak, 3)
     results["training"] = train
     results["machine"] = machine()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,24 @@ def test_training_flops_formula():
     assert benchmark.training_flops_per_example(0, 10, layers=2, hidden=4) == 3 * 10 * (4 * 2 * 10 * 4)
     # MiniLM-L6 at 25 tokens: about 1.6 GFLOP per training example
     assert benchmark.training_flops_per_example(10_600_000, 25, 6, 384) == pytest.approx(1.6e9, rel=0.05)
+    # a pooler + head act once per sequence, not once per token
+    assert benchmark.training_flops_per_example(1000, 10, 0, 8, head_params=50) == 3 * (10 * 2000 + 100)
+
+
+def test_useful_param_counts_split_encoder_layers_from_pooler_and_head():
+    from coldstart._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    from transformers import BertConfig, TFBertForSequenceClassification
+
+    cfg = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                     max_position_embeddings=16, num_labels=1)
+    clf = TFBertForSequenceClassification(cfg)
+    clf(tf.constant([[1, 2, 3]]))
+    # per layer: Q, K, V, O (8x8 + 8 each), FFN in (8x16 + 16) and out (16x8 + 8), two LayerNorms (2 x 8 each)
+    per_layer = 4 * (64 + 8) + (128 + 16) + (128 + 8) + 2 * 16
+    # per sequence: pooler (8x8 + 8) and the one-logit classifier (8 + 1); the embeddings count in neither
+    assert benchmark.useful_param_counts(clf) == (2 * per_layer, 72 + 9)
 
 
 def test_matmul_peak_is_a_positive_rate():
