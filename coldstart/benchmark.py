@@ -170,6 +170,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     cfg = course.classifier.config
     flops = float(np.mean([training_flops_per_example(per_token, n, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
                            for n in lengths]))
+    peak()  # warm-up, discarded: the first peak measured in a process often reads low here (109-128 GFLOP/s, ~200 after)
     peaks, course_rates, naive_rates = [], [], []
     for _ in range(repeats):  # one round: the peak, then each pipeline, all within about a minute
         peaks.append(peak())
