@@ -100,8 +100,13 @@ def mean_pool(hidden, mask):
 
 def _structure(model) -> int:
     """A fingerprint of the model's layer structure: changes when layers are inserted or replaced
-    (adapters, LoRA), not when weights train."""
-    return hash(tuple(id(m) for m in getattr(model, "submodules", ())))
+    (adapters, LoRA), not when weights train.
+
+    Keras's own walk over nested layers takes about 0.1 ms for MiniLM-L6; ``tf.Module.submodules``,
+    which also walks every attribute and variable, took 18 ms, half of encoding one short text."""
+    walk = getattr(model, "_flatten_layers", None)
+    layers = walk(include_self=False, recursive=True) if walk else getattr(model, "submodules", ())
+    return hash(tuple(id(m) for m in layers))
 
 
 def _pooled_forward(model):

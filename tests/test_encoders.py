@@ -212,6 +212,8 @@ def test_pooled_forward_is_traced_again_when_layers_are_inserted():
     assert after is not fn
     np.testing.assert_allclose(after(ids, mask).numpy(), _mean(model, ids, mask), rtol=1e-5, atol=1e-6)
     assert not np.allclose(after(ids, mask).numpy(), before)
+    peft.add_lora(model, rank=2)  # LoRA replaces the query and value projections: traced again too
+    assert _pooled_forward(model) is not after
 
 
 def _mean(model, ids, mask):
