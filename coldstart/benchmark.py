@@ -100,6 +100,23 @@ def useful_param_counts(classifier) -> tuple:
     return per_token, per_sequence
 
 
+def interleaved_rounds(peak, passes: dict, repeats: int):
+    """Time ``passes`` (name -> callable) in ``repeats`` rounds, each led by a ``peak()`` measurement.
+
+    ``peak()`` is called once more first and discarded (see :func:`benchmark_training`). Returns
+    ``(peaks, seconds)``: one peak per round and, per name, one wall-clock duration per round.
+    """
+    peak()
+    peaks, seconds = [], {name: [] for name in passes}
+    for _ in range(repeats):
+        peaks.append(peak())
+        for name, run in passes.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return peaks, seconds
+
+
 def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 5,
                        jit_compile: bool = False, naive: bool = True, peak=matmul_peak):
     """Examples/s of the course pipeline and of a naive one, and the course's fraction of the matmul
@@ -158,11 +175,6 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
                 grads = tape.gradient(loss, naive_model.trainable_variables)
                 opt.apply_gradients(zip(grads, naive_model.trainable_variables))
 
-    def rate(epoch):
-        start = time.perf_counter()
-        epoch()
-        return len(labels) / (time.perf_counter() - start)
-
     course_epoch()  # warm-up: traces every bucket shape once
     if naive:
         naive_epoch()  # warm-up
@@ -170,13 +182,12 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     cfg = course.classifier.config
     flops = float(np.mean([training_flops_per_example(per_token, n, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
                            for n in lengths]))
-    peak()  # warm-up, discarded: the first peak measured in a process often reads low here (109-128 GFLOP/s, ~200 after)
-    peaks, course_rates, naive_rates = [], [], []
-    for _ in range(repeats):  # one round: the peak, then each pipeline, all within about a minute
-        peaks.append(peak())
-        course_rates.append(rate(course_epoch))
-        if naive:
-            naive_rates.append(rate(naive_epoch))
+    # One round: the peak, then each pipeline, all within about a minute. The discarded first peak:
+    # the first one measured in a process often reads low here (109-128 GFLOP/s, ~200 after).
+    passes = {"course": course_epoch, "naive": naive_epoch} if naive else {"course": course_epoch}
+    peaks, seconds = interleaved_rounds(peak, passes, repeats)
+    course_rates = [len(labels) / t for t in seconds["course"]]
+    naive_rates = [len(labels) / t for t in seconds.get("naive", [])]
     fractions = [r * flops / 1e9 / p for r, p in zip(course_rates, peaks)]
     course_rate = statistics.median(course_rates)
     naive_rate = statistics.median(naive_rates) if naive_rates else float("nan")
@@ -345,15 +356,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.only == "serving":
         return main_serving(args, profile, out)
-    results = json.loads(out.read_text()) if out.exists() else {}
     print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass) ...",
           flush=True)
     train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,
                                batch_size=args.batch_size, jit_compile=args.xla)
-    results["training"] = train
-    results["machine"] = machine()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, sort_keys=True))
+    merge_results(out, "training", train)
+    merge_results(out, "machine", machine())
     print(json.dumps(train, indent=1))
     print(f"written to {out}")
     if args.only is None:

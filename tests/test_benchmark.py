@@ -60,3 +60,25 @@ def test_crossencoder_timing_scores_every_item_once():
                                               batch_size=4)
     assert res["crossencoder_items"] == 9 and res["crossencoder_full_catalog_ms"] > 0
     assert res["crossencoder_pairs_per_s"] == pytest.approx(9 / (res["crossencoder_full_catalog_ms"] / 1000), rel=0.01)
+
+
+def test_interleaved_rounds_lead_each_round_with_a_peak_after_a_discarded_one():
+    log = []
+    peaks = iter([1.0, 10.0, 20.0, 30.0])
+
+    def peak():
+        log.append("peak")
+        return next(peaks)
+
+    got_peaks, seconds = benchmark.interleaved_rounds(
+        peak, {"course": lambda: log.append("course"), "naive": lambda: log.append("naive")}, repeats=3)
+    assert log == ["peak"] + ["peak", "course", "naive"] * 3
+    assert got_peaks == [10.0, 20.0, 30.0]  # the first measurement is discarded
+    assert set(seconds) == {"course", "naive"} and all(len(v) == 3 and min(v) >= 0 for v in seconds.values())
+
+
+def test_interleaved_rounds_time_each_pass():
+    import time
+
+    _, seconds = benchmark.interleaved_rounds(lambda: 1.0, {"slow": lambda: time.sleep(0.05), "fast": lambda: None}, 2)
+    assert min(seconds["slow"]) >= 0.05 > max(seconds["fast"])
