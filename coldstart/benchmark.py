@@ -4,9 +4,10 @@ Training: the same CTR cross-encoder (the profile's encoder, one logit) is train
 protocol-like pairs, on the same machine, in one run, two ways:
 
 * **course** -- the course's pipeline: ``tf.data`` with length-bucketed dynamic padding and prefetch,
-  a compiled train step through Keras ``fit``;
+  a compiled train step through Keras ``fit``, Adam with one fused kernel per weight
+  (:class:`coldstart.training.FusedAdam`);
 * **naive** -- like the source's sample code: every example padded to the longest in the data set,
-  a Python loop over steps calling the model eagerly under ``tf.GradientTape``.
+  a Python loop over steps calling the model eagerly under ``tf.GradientTape``, stock Keras Adam.
 
 Each is warmed up (tracing excluded), then timed over ``--repeats`` rounds. A round measures the
 machine's matmul peak (a large float32 ``tf.matmul``), then one pass of the course pipeline, then one
@@ -144,7 +145,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     def fresh(jit=False):
         clf = TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1)
         model = CrossEncoder(clf)
-        model.compile(optimizer=tf.keras.optimizers.Adam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        model.compile(optimizer=training.FusedAdam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
                       jit_compile=jit)
         return model
 

@@ -97,6 +97,62 @@ def test_default_strategy_and_float32_on_cpu(capsys):
     assert "strategy:" in capsys.readouterr().out
 
 
+def _adam_runs(optimizers, steps=6, seed=0):
+    """The same weights and gradients (one dense, one IndexedSlices with a repeated row) through each
+    optimizer; returns the final weights per optimizer and the initial ones."""
+    rng = np.random.default_rng(seed)
+    init = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(7, 4)).astype(np.float32)]
+    grads = [[rng.normal(size=(5, 3)).astype(np.float32),
+              tf.IndexedSlices(tf.constant(rng.normal(size=(3, 4)).astype(np.float32)), tf.constant([1, 4, 1]),
+                               tf.constant([7, 4]))] for _ in range(steps)]
+    out = []
+    for opt in optimizers:
+        vs = [tf.Variable(x) for x in init]
+        for g in grads:
+            opt.apply_gradients(zip(g, vs))
+        out.append([v.numpy() for v in vs])
+    return out, init
+
+
+def test_fused_adam_matches_keras_adam_on_dense_and_sparse_gradients():
+    schedule = training.warmup_schedule(1e-2, 3)
+    (stock, fused), init = _adam_runs([tf.keras.optimizers.Adam(schedule), training.FusedAdam(schedule)])
+    for s, f, w0 in zip(stock, fused, init):
+        assert np.abs(s - w0).max() > 1e-2                       # the updates are large ...
+        np.testing.assert_allclose(f, s, rtol=0, atol=1e-6)      # ... and agree to float32 rounding
+    assert np.array_equal(fused[1][[0, 2, 3, 5, 6]], stock[1][[0, 2, 3, 5, 6]])  # rows never seen stay put in both
+    wrong, _ = _adam_runs([training.FusedAdam(schedule, beta_1=0.5)])
+    assert np.abs(wrong[0][0] - stock[0]).max() > 1e-3            # the comparison can tell optimizers apart
+
+
+def test_fused_adam_runs_one_fused_kernel_per_weight():
+    def kernels(optimizer):
+        v = [tf.Variable(tf.ones((4, 4))), tf.Variable(tf.ones((10, 2)))]
+        optimizer.build(v)
+        grads = [tf.ones((4, 4)), tf.IndexedSlices(tf.ones((1, 2)), tf.constant([3]), tf.constant([10, 2]))]
+        graph = tf.function(lambda: optimizer.apply_gradients(zip(grads, v))).get_concrete_function().graph
+        return [op.type for op in graph.get_operations()].count("ResourceApplyAdam")
+
+    assert kernels(training.FusedAdam(1e-3)) == 2                 # the dense weight and the embedding-like one
+    assert kernels(tf.keras.optimizers.Adam(1e-3)) == 0           # stock Adam: separate ops
+    assert kernels(training.FusedAdam(1e-3, amsgrad=True)) == 0   # AMSGrad: the stock update
+
+
+def test_fused_adam_trains_under_mixed_precision_and_xla():
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0], np.float32))[:, None]
+    try:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        model = tf.keras.Sequential([tf.keras.layers.Dense(8, activation="relu", input_shape=(4,)),
+                                     tf.keras.layers.Dense(1, dtype="float32")])
+        model.compile(optimizer=training.FusedAdam(1e-2), loss="mse", jit_compile=True)
+        hist = model.fit(x, y, epochs=30, batch_size=16, verbose=0)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[0].kernel.dtype == tf.float32             # float32 master weights, float16 compute
+    assert hist.history["loss"][-1] < 0.2 * hist.history["loss"][0], hist.history["loss"]
+
+
 def _tiny_model():
     model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(2,))])
     model.compile(optimizer="sgd", loss="mse")
@@ -139,6 +195,7 @@ def test_two_tower_trains_under_mirrored_strategy_on_two_logical_cpus():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from transformers import BertConfig, TFBertModel
+        from coldstart import training
         from coldstart.models import TwoTower
         tf.keras.utils.set_random_seed(0)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -147,7 +204,7 @@ def test_two_tower_trains_under_mirrored_strategy_on_two_logical_cpus():
                                           intermediate_size=32, max_position_embeddings=16))
             body(input_ids=np.array([[1, 2]], np.int32))   # built, like a from_pretrained model: compile makes Adam's state
             model = TwoTower(body, temperature=0.1)
-            model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+            model.compile(optimizer=training.FusedAdam(1e-2))   # the course's optimizer
         n = 128
         item = np.arange(n) % 8
         ctx = np.stack([np.full(n, 1), 10 + item, 20 + item, np.full(n, 2)], axis=1).astype(np.int32)
