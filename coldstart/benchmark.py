@@ -19,6 +19,11 @@ useful FLOP/s divided by its own round's peak. Useful FLOPs count real tokens on
 ``3 x (tokens x (2 N + 4 layers x length x hidden) + 2 H)`` per example, with N the parameters that
 act on every token (the encoder layers) and H those that act once per sequence (pooler and head).
 
+Breakdown (``--only breakdown``, :func:`benchmark_step_breakdown`): one training step of the same
+model at a fixed shape (32 pairs x 24 tokens, no padding), part by part -- the forward pass, forward
+and backward, the whole step with stock Keras Adam and with ``FusedAdam`` -- each as milliseconds and
+as a fraction of the matmul peak, in interleaved rounds. Key ``training_breakdown``.
+
 Serving (``--only serving``, notebook 07's recommender, :func:`benchmark_serving`): on the full test
 catalog, wall-clock milliseconds of a click update (numpy only) and of a free-text query (one encoder
 call), p50 and p95 over many calls after a warm-up; batch-scoring throughput; and, in the same run,
@@ -176,6 +181,8 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
                 grads = tape.gradient(loss, naive_model.trainable_variables)
                 opt.apply_gradients(zip(grads, naive_model.trainable_variables))
 
+    shapes = [tuple(x["input_ids"].shape) for x, _ in data]
+    real_token_share = float(lengths.sum()) / sum(b * n for b, n in shapes)   # the rest is padding
     course_epoch()  # warm-up: traces every bucket shape once
     if naive:
         naive_epoch()  # warm-up
@@ -210,10 +217,104 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
         "fraction_is": "median over rounds of (course pass's useful FLOP/s / the same round's matmul peak)",
         "pairs": int(len(labels)),
         "batch_size": batch_size,
+        "course_batches_per_pass": len(shapes),        # full batches, plus each bucket's partial last one
+        "course_real_token_share": round(real_token_share, 3),
         "median_tokens": float(np.median(lengths)),
         "padded_length_naive": width,
         "model": model_name,
     }
+
+
+def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int = 24, repeats: int = 4,
+                             steps: int = 5, peak=matmul_peak) -> dict:
+    """Where one training step of the CTR cross-encoder spends its time, at one fixed shape.
+
+    A batch of ``batch_size`` pairs of ``length`` real tokens (no padding: the pipeline's share is
+    measured by :func:`benchmark_training`), timed as compiled ``tf.function``\ s, ``steps`` calls
+    each, in ``repeats`` interleaved rounds led by a matmul peak (like the training benchmark):
+
+    * ``forward``: the model in training mode (dropout on);
+    * ``forward_backward``: the loss and the gradients of every weight, no update;
+    * ``step_keras_adam`` / ``step_fused_adam``: the whole step, with ``tf.keras.optimizers.Adam``
+      and with :class:`coldstart.training.FusedAdam`.
+
+    Returns the median milliseconds of each part and, from the useful FLOPs (a forward pass is a third
+    of a training step's), its median fraction of the same round's matmul peak.
+    """
+    from transformers import TFAutoModelForSequenceClassification
+
+    from . import training
+    from ._tf import import_tensorflow, quiet_transformers
+    from .encoders import resolve_model
+    from .models import CrossEncoder
+
+    tf = import_tensorflow()
+    quiet_transformers()
+    model = CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
+    cfg = model.classifier.config
+    rng = np.random.default_rng(0)
+    x = {"input_ids": tf.constant(rng.integers(cfg.vocab_size // 10, cfg.vocab_size, (batch_size, length)), tf.int32),
+         "token_type_ids": tf.constant(np.repeat([[0] * (length // 2) + [1] * (length - length // 2)], batch_size, 0), tf.int32)}
+    y = tf.constant(rng.integers(0, 2, batch_size), tf.float32)
+    loss_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    model(x)
+    weights = model.trainable_variables
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return tape.gradient(loss, weights)
+
+    def step_with(optimizer):
+        optimizer.build(weights)
+        return lambda: optimizer.apply_gradients(zip(gradients(), weights))
+
+    parts = {"forward": lambda: model(x, training=True), "forward_backward": gradients,
+             "step_keras_adam": step_with(tf.keras.optimizers.Adam(3e-5)),
+             "step_fused_adam": step_with(training.FusedAdam(3e-5))}
+    compiled = {name: tf.function(fn) for name, fn in parts.items()}
+    for fn in compiled.values():
+        fn()                                                    # trace
+
+    def timed(fn):
+        def run():
+            for _ in range(steps):
+                out = fn()
+            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)  # wait for the result
+        return run
+
+    peaks, seconds = interleaved_rounds(peak, {name: timed(fn) for name, fn in compiled.items()}, repeats)
+    per_token, per_sequence = useful_param_counts(model.classifier)
+    step_flops = batch_size * training_flops_per_example(per_token, length, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
+    out = {"batch_size": batch_size, "tokens": length, "model": model_name,
+           "useful_gflop_per_step": float(f"{step_flops / 1e9:.4g}"),
+           "matmul_peak_gflop_per_s": float(f"{statistics.median(peaks):.4g}")}
+    for name, secs in seconds.items():
+        flops = step_flops / 3 if name == "forward" else step_flops
+        ms = [1000 * t / steps for t in secs]
+        out[f"{name}_ms"] = round(statistics.median(ms), 1)
+        out[f"{name}_fraction_of_matmul_peak"] = round(statistics.median(
+            [flops / (m / 1000) / 1e9 / p for m, p in zip(ms, peaks)]), 3)
+    return out
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """The CPU's model name and its widest float SIMD extension, read from ``cpuinfo`` (Linux).
+
+    The matmul peak follows the vector width: the same two cores measured about 200 GFLOP/s on an
+    AVX2 machine and about 400 on an AVX-512 one. Empty where the file does not exist.
+    """
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)  # the last CPU's fields
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    simd = next((name for flag, name in [("amx_bf16", "AVX-512 + AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                         ("avx", "AVX"), ("sse2", "SSE2")] if flag in flags), None)
+    return {k: v for k, v in {"cpu_model": fields.get("model name"), "simd": simd}.items() if v}
 
 
 def machine() -> dict:
@@ -223,6 +324,7 @@ def machine() -> dict:
     tf = import_tensorflow()
     return {
         "cpu": platform.processor() or platform.machine(),
+        **cpu_model(),
         "logical_cpus": os.cpu_count(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "os": platform.system(),
@@ -349,7 +451,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="training: batch size of both pipelines")
     parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
-    parser.add_argument("--only", choices=("serving", "training"), default=None, help="run one part (default: both)")
+    parser.add_argument("--only", choices=("serving", "training", "breakdown"), default=None,
+                        help="run one part (default: training and serving; breakdown: one training step, part by part)")
     parser.add_argument("--users", type=int, default=300, help="serving: new users whose sessions are timed")
     parser.add_argument("--queries", type=int, default=300, help="serving: free-text queries timed")
     args = parser.parse_args(argv)
@@ -357,6 +460,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.only == "serving":
         return main_serving(args, profile, out)
+    if args.only == "breakdown":
+        print(f"training step breakdown: {args.batch_size} pairs x 24 tokens, {args.repeats} rounds ...", flush=True)
+        parts = benchmark_step_breakdown(profile.model_name, batch_size=args.batch_size, repeats=args.repeats)
+        merge_results(out, "training_breakdown", parts)
+        print(json.dumps(parts, indent=1))
+        print(f"written to {out} (key 'training_breakdown')")
+        return 0
     print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass) ...",
           flush=True)
     train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,

@@ -314,9 +314,13 @@ def run_info(model: Optional[str] = None, **extra) -> dict:
 
     from ._versions import installed_versions
 
+    from .benchmark import cpu_model
+
+    cpu = cpu_model()   # machines of the same size differ in CPU model, and with it in speed
+    name = f"{cpu['cpu_model']} ({cpu.get('simd', '?')}), " if "cpu_model" in cpu else ""
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
+        "machine": f"{name}{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
         "python": platform.python_version(),
         "versions": {k: v for k, v in installed_versions(("tensorflow", "tf-keras", "transformers", "numpy", "pandas", "scikit-learn")).items()},
     }

@@ -82,3 +82,38 @@ def test_interleaved_rounds_time_each_pass():
 
     _, seconds = benchmark.interleaved_rounds(lambda: 1.0, {"slow": lambda: time.sleep(0.05), "fast": lambda: None}, 2)
     assert min(seconds["slow"]) >= 0.05 > max(seconds["fast"])
+
+
+def test_cpu_model_reads_name_and_widest_vector_extension(tmp_path):
+    info = tmp_path / "cpuinfo"
+    cpu = "processor\t: {i}\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 fma {extra}\n\n"
+    info.write_text(cpu.format(i=0, extra="avx512f avx512bw") + cpu.format(i=1, extra="avx512f avx512bw"))
+    assert benchmark.cpu_model(str(info)) == {"cpu_model": "Intel(R) Xeon(R) Processor", "simd": "AVX-512"}
+    info.write_text(cpu.format(i=0, extra="").replace("Intel(R) Xeon(R) Processor", "AMD EPYC 7B13"))
+    assert benchmark.cpu_model(str(info)) == {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"}
+    assert benchmark.cpu_model(str(tmp_path / "missing")) == {}
+
+
+def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
+    from coldstart._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    from transformers import BertConfig, TFBertForSequenceClassification
+
+    cfg = BertConfig(vocab_size=1200, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                     max_position_embeddings=16, num_labels=1)
+    clf = TFBertForSequenceClassification(cfg)
+    clf(tf.constant([[1, 2, 3]]))
+    clf.save_pretrained(str(tmp_path / "tiny"))
+    peaks = iter([0.005, 0.01])   # a discarded peak, then one per round; tiny, like the model, so fractions are ~1
+    out = benchmark.benchmark_step_breakdown(str(tmp_path / "tiny"), batch_size=4, length=6, repeats=1, steps=2,
+                                             peak=lambda: next(peaks))
+    parts = ["forward", "forward_backward", "step_keras_adam", "step_fused_adam"]
+    assert all(out[f"{p}_ms"] > 0 for p in parts) and out["matmul_peak_gflop_per_s"] == 0.01
+    per_token, per_seq = benchmark.useful_param_counts(clf)
+    assert out["useful_gflop_per_step"] == pytest.approx(4 * benchmark.training_flops_per_example(per_token, 6, 1, 8, per_seq) / 1e9, rel=1e-3)
+    # each fraction is that part's useful FLOP/s over the peak; a forward pass does a third of a step's work
+    for p in parts:
+        flops = out["useful_gflop_per_step"] / (3 if p == "forward" else 1)
+        assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / (out[f"{p}_ms"] / 1000) / 0.01, rel=0.05)
+        assert out[f"{p}_fraction_of_matmul_peak"] > 0.01

@@ -380,3 +380,15 @@ def test_update_leaderboard_rejects_missing_columns(tmp_path):
 def test_read_leaderboard_missing_file(tmp_path):
     empty = read_leaderboard(tmp_path / "none.csv")
     assert list(empty.columns) == LEADERBOARD_COLUMNS and len(empty) == 0
+
+
+def test_run_info_names_the_machine_with_its_cpu_model(monkeypatch):
+    from coldstart import benchmark
+    from coldstart import evaluate as E
+
+    monkeypatch.setattr(benchmark, "cpu_model", lambda: {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"})
+    info = E.run_info(model="m")
+    assert info["machine"].startswith("AMD EPYC 7B13 (AVX2), ") and f"{os.cpu_count()} logical CPUs" in info["machine"]
+    assert info["model"] == "m" and "tensorflow" in info["versions"]
+    monkeypatch.setattr(benchmark, "cpu_model", lambda: {})          # no /proc/cpuinfo: the short form
+    assert E.run_info()["machine"].split(",")[1].strip() == f"{os.cpu_count()} logical CPUs"
