@@ -313,7 +313,6 @@ def run_info(model: Optional[str] = None, **extra) -> dict:
     import platform
 
     from ._versions import installed_versions
-
     from .benchmark import cpu_model
 
     cpu = cpu_model()   # machines of the same size differ in CPU model, and with it in speed
