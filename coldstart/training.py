@@ -3,8 +3,10 @@
 * :func:`pick_strategy` -- a ``tf.distribute`` strategy from the hardware: TPU (Colab) ->
   ``TPUStrategy``; several GPUs -> ``MirroredStrategy``; otherwise the default strategy.
 * :func:`configure_precision` -- mixed precision (``mixed_float16``) where it pays (GPUs with tensor
-  cores, ``mixed_bfloat16`` on TPU) and XLA compilation on accelerators; nothing on CPU, where both
-  make BERT training slower.
+  cores, ``mixed_bfloat16`` on TPU) and XLA compilation on accelerators; nothing on CPU. There XLA
+  did not help, and mixed precision made training slower on AVX2 cores; bfloat16 on an Intel CPU
+  with AMX made a MiniLM step 1.23x faster (256 vs 313 ms), too little to switch precision by CPU
+  model (README, Speed).
 * :func:`bucketed_dataset` -- a ``tf.data`` pipeline that groups sequences of similar length and pads
   each batch only to its own longest member (dynamic padding), then prefetches. Item texts are about
   ten tokens; padding them to the longest context in the data would waste most of the compute.
