@@ -1,5 +1,6 @@
 """The benchmark's arithmetic (the measurements themselves run with `make benchmark`)."""
 
+import numpy as np
 import pytest
 
 from coldstart import benchmark
@@ -117,3 +118,26 @@ def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
         flops = out["useful_gflop_per_step"] / (3 if p == "forward" else 1)
         assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / (out[f"{p}_ms"] / 1000) / 0.01, rel=0.05)
         assert out[f"{p}_fraction_of_matmul_peak"] > 0.01
+
+
+@pytest.mark.slow
+def test_training_benchmark_counts_batches_and_real_tokens(monkeypatch):
+    from conftest import models_folder
+
+    model = models_folder() / "all-MiniLM-L6-v2"
+    if not model.is_dir():
+        pytest.skip("no local all-MiniLM-L6-v2")
+    # 16 short pairs and 16 long ones: two length buckets, each of one length, so no padding at all
+    short, long = ("cake stand", "tea set"), ("red retrospot cake stand ; zinc heart lantern ; paper garland", "tea set")
+    pairs = [short] * 16 + [long] * 16
+    monkeypatch.setattr(benchmark, "_pairs", lambda n, seed=0: ([c for c, _ in pairs], [i for _, i in pairs],
+                                                             (np.arange(len(pairs)) % 2).astype(np.float32)))
+    out = benchmark.benchmark_training(str(model), n_pairs=32, batch_size=8, repeats=1, peak=lambda: 100.0)
+    assert out["pairs"] == 32 and out["course_batches_per_pass"] == 4 and out["course_real_token_share"] == 1.0
+    assert out["course_examples_per_s"] > 0 and out["naive_examples_per_s"] > 0
+    assert out["speedup"] == pytest.approx(out["course_examples_per_s"] / out["naive_examples_per_s"], rel=0.01)
+    assert out["fraction_of_matmul_peak"] == pytest.approx(out["course_gflop_per_s"] / 100.0, rel=0.01)
+    # 3 more short pairs: a partial fifth batch
+    pairs += [short] * 3
+    out = benchmark.benchmark_training(str(model), n_pairs=35, batch_size=8, repeats=1, naive=False, peak=lambda: 100.0)
+    assert out["course_batches_per_pass"] == 5
