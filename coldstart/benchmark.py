@@ -24,6 +24,11 @@ model at a fixed shape (32 pairs x 24 tokens, no padding), part by part -- the f
 and backward, the whole step with stock Keras Adam and with ``FusedAdam`` -- each as milliseconds and
 as a fraction of the matmul peak, in interleaved rounds. Key ``training_breakdown``.
 
+Batching (``--only batching``, :func:`benchmark_batching`): the course pass beside other batchings of
+the same pairs -- length-grouped batches instead of buckets (``bucketed_dataset(group_window=50)``),
+several steps per compiled call (Keras ``steps_per_execution``), 64 pairs per batch instead of 32 --
+each as examples/s and fraction of the matmul peak, in interleaved rounds. Key ``training_batching``.
+
 Serving (``--only serving``, notebook 07's recommender, :func:`benchmark_serving`): on the full test
 catalog, wall-clock milliseconds of a click update (numpy only) and of a free-text query (one encoder
 call), p50 and p95 over many calls after a warm-up; batch-scoring throughput; and, in the same run,
@@ -123,6 +128,42 @@ def interleaved_rounds(peak, passes: dict, repeats: int):
     return peaks, seconds
 
 
+def _ctr_inputs(model_name, n_pairs: int, max_len: int):
+    """``(features, lengths, labels)``: the benchmark's pairs tokenised as notebook 03 does."""
+    from .encoders import load_encoder
+
+    tokenizer, _ = load_encoder(model_name)
+    ctx, cand, labels = _pairs(n_pairs)
+    enc = tokenizer(ctx, cand, truncation="only_first", max_length=max_len)
+    features = {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"]}
+    return features, np.array([len(x) for x in features["input_ids"]]), labels
+
+
+def _fresh_crossencoder(model_name, jit_compile: bool = False, steps_per_execution: int = 1):
+    """The pretrained encoder with a fresh one-logit head, compiled with ``FusedAdam`` and the CTR loss."""
+    from transformers import TFAutoModelForSequenceClassification
+
+    from . import training
+    from ._tf import import_tensorflow, quiet_transformers
+    from .encoders import resolve_model
+    from .models import CrossEncoder
+
+    tf = import_tensorflow()
+    quiet_transformers()
+    model = CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
+    model.compile(optimizer=training.FusedAdam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    return model
+
+
+def _mean_flops(model, lengths) -> float:
+    """Mean useful training FLOPs per example of ``model`` (a ``CrossEncoder``) over sequence ``lengths``."""
+    per_token, per_sequence = useful_param_counts(model.classifier)
+    cfg = model.classifier.config
+    return float(np.mean([training_flops_per_example(per_token, n, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
+                          for n in lengths]))
+
+
 def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 5,
                        jit_compile: bool = False, naive: bool = True, peak=matmul_peak):
     """Examples/s of the course pipeline and of a naive one, and the course's fraction of the matmul
@@ -132,31 +173,16 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     pipeline (to compare settings of the course pipeline quickly); ``peak`` is called once per round
     and returns GFLOP/s.
     """
-    from transformers import TFAutoModelForSequenceClassification
-
     from . import training
-    from ._tf import import_tensorflow, quiet_transformers
-    from .encoders import load_encoder, resolve_model
-    from .models import CrossEncoder
+    from ._tf import import_tensorflow
 
     tf = import_tensorflow()
-    quiet_transformers()
-    tokenizer, _ = load_encoder(model_name)
-    ctx, cand, labels = _pairs(n_pairs)
-    enc = tokenizer(ctx, cand, truncation="only_first", max_length=max_len)
-    ids, tts = enc["input_ids"], enc["token_type_ids"]
-    lengths = np.array([len(x) for x in ids])
-
-    def fresh(jit=False):
-        clf = TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1)
-        model = CrossEncoder(clf)
-        model.compile(optimizer=training.FusedAdam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
-                      jit_compile=jit)
-        return model
+    features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
+    ids, tts = features["input_ids"], features["token_type_ids"]
 
     # course: bucketed dynamic padding + compiled Keras fit
-    course = fresh(jit_compile)
-    data = training.bucketed_dataset({"input_ids": ids, "token_type_ids": tts}, lengths, batch_size, labels=labels)
+    course = _fresh_crossencoder(model_name, jit_compile=jit_compile)
+    data = training.bucketed_dataset(features, lengths, batch_size, labels=labels)
 
     def course_epoch():
         course.fit(data, epochs=1, verbose=0)
@@ -164,7 +190,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     # naive: pad everything to the longest example, Python loop, eager tape
     width = int(lengths.max())
     if naive:
-        naive_model = fresh()
+        naive_model = _fresh_crossencoder(model_name)
         pad_ids = np.zeros((len(ids), width), np.int32)
         pad_tt = np.zeros_like(pad_ids)
         for i, (a, t) in enumerate(zip(ids, tts)):
@@ -187,9 +213,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     if naive:
         naive_epoch()  # warm-up
     per_token, per_sequence = useful_param_counts(course.classifier)
-    cfg = course.classifier.config
-    flops = float(np.mean([training_flops_per_example(per_token, n, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
-                           for n in lengths]))
+    flops = _mean_flops(course, lengths)
     # One round: the peak, then each pipeline, all within about a minute. The discarded first peak:
     # the first one measured in a process often reads low here (109-128 GFLOP/s, ~200 after).
     passes = {"course": course_epoch, "naive": naive_epoch} if naive else {"course": course_epoch}
@@ -223,6 +247,59 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
         "padded_length_naive": width,
         "model": model_name,
     }
+
+
+BATCHING_VARIANTS = (   # (name, batch size, group_window, steps_per_execution); the first is the course's
+    ("buckets-32", 32, None, 1),
+    ("grouped-32", 32, 50, 1),
+    ("grouped-32-spe8", 32, 50, 8),
+    ("buckets-64", 64, None, 1),
+    ("grouped-64", 64, 50, 1),
+)
+
+
+def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 64, repeats: int = 5,
+                       variants=BATCHING_VARIANTS, peak=matmul_peak) -> dict:
+    """The course pipeline's batching choices, side by side: examples/s and fraction of the matmul peak.
+
+    Each variant trains its own copy of the benchmark's cross-encoder (``FusedAdam``, compiled Keras
+    ``fit``) on the same pairs, one pass per round, in ``repeats`` interleaved rounds led by a matmul
+    peak (as :func:`benchmark_training`). A variant is ``(name, batch_size, group_window,
+    steps_per_execution)``: ``group_window=None`` is the course's length buckets, an integer the
+    length-grouped batches of :func:`coldstart.training.bucketed_dataset`; ``steps_per_execution``
+    is Keras' (training steps per call of the compiled function). Per variant: median examples/s,
+    median fraction, its rounds, batches per pass and the share of real (not padding) tokens.
+    """
+    from . import training
+
+    features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
+    passes, out = {}, {"pairs": int(len(labels)), "model": model_name, "variants": {}}
+    flops = None
+    for name, batch_size, window, spe in variants:
+        model = _fresh_crossencoder(model_name, steps_per_execution=spe)
+        data = training.bucketed_dataset(features, lengths, batch_size, labels=labels, group_window=window)
+        shapes = [tuple(x["input_ids"].shape) for x, _ in data]
+        flops = flops or _mean_flops(model, lengths)
+        # with several steps per call, Keras needs the number of steps of a pass
+        kw = {"steps_per_epoch": len(shapes)} if spe > 1 else {}
+        passes[name] = lambda model=model, data=data, kw=kw: model.fit(data, epochs=1, verbose=0, **kw)
+        passes[name]()                                   # warm-up: traces every shape
+        out["variants"][name] = {"batch_size": batch_size, "group_window": window, "steps_per_execution": spe,
+                                 "batches_per_pass": len(shapes),
+                                 "real_token_share": round(float(lengths.sum()) / sum(b * n for b, n in shapes), 3)}
+    peaks, seconds = interleaved_rounds(peak, passes, repeats)
+    for name, secs in seconds.items():
+        rates = [len(labels) / t for t in secs]
+        fractions = [r * flops / 1e9 / p for r, p in zip(rates, peaks)]
+        out["variants"][name].update({
+            "examples_per_s": round(statistics.median(rates), 2),
+            "fraction_of_matmul_peak": round(statistics.median(fractions), 3),
+            "fraction_of_matmul_peak_runs": [round(f, 3) for f in fractions]})
+    out["matmul_peak_runs_gflop_per_s"] = [round(p, 1) for p in peaks]
+    out["useful_gflop_per_example"] = round(flops / 1e9, 4)
+    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["machine"] = machine()
+    return out
 
 
 def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int = 24, repeats: int = 4,
@@ -443,6 +520,16 @@ def main_serving(args, profile, out: Path) -> int:
     return 0
 
 
+def _run_part(out: Path, key: str, banner: str, measure) -> int:
+    """Print ``banner``, run ``measure()``, merge its results into ``out`` under ``key`` and print them."""
+    print(f"{banner} ...", flush=True)
+    values = measure()
+    merge_results(out, key, values)
+    print(json.dumps(values, indent=1))
+    print(f"written to {out} (key '{key}')")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Course speed benchmarks")
     parser.add_argument("--profile", default=None)
@@ -451,8 +538,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="training: batch size of both pipelines")
     parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
-    parser.add_argument("--only", choices=("serving", "training", "breakdown"), default=None,
-                        help="run one part (default: training and serving; breakdown: one training step, part by part)")
+    parser.add_argument("--only", choices=("serving", "training", "breakdown", "batching"), default=None,
+                        help="run one part (default: training and serving; breakdown: one training step, part by "
+                             "part; batching: the pipeline's batching choices side by side)")
     parser.add_argument("--users", type=int, default=300, help="serving: new users whose sessions are timed")
     parser.add_argument("--queries", type=int, default=300, help="serving: free-text queries timed")
     args = parser.parse_args(argv)
@@ -461,12 +549,14 @@ def main(argv=None) -> int:
     if args.only == "serving":
         return main_serving(args, profile, out)
     if args.only == "breakdown":
-        print(f"training step breakdown: {args.batch_size} pairs x 24 tokens, {args.repeats} rounds ...", flush=True)
-        parts = benchmark_step_breakdown(profile.model_name, batch_size=args.batch_size, repeats=args.repeats)
-        merge_results(out, "training_breakdown", parts)
-        print(json.dumps(parts, indent=1))
-        print(f"written to {out} (key 'training_breakdown')")
-        return 0
+        return _run_part(out, "training_breakdown", f"training step breakdown: {args.batch_size} pairs x 24 tokens, "
+                         f"{args.repeats} rounds", lambda: benchmark_step_breakdown(
+                             profile.model_name, batch_size=args.batch_size, repeats=args.repeats))
+    if args.only == "batching":
+        names = ", ".join(v[0] for v in BATCHING_VARIANTS)
+        return _run_part(out, "training_batching", f"batching benchmark: {args.pairs} pairs, {args.repeats} rounds of "
+                         f"(matmul peak, {names})", lambda: benchmark_batching(
+                             profile.model_name, n_pairs=args.pairs, repeats=args.repeats))
     print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass) ...",
           flush=True)
     train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,

@@ -9,7 +9,9 @@
   model (README, Speed).
 * :func:`bucketed_dataset` -- a ``tf.data`` pipeline that groups sequences of similar length and pads
   each batch only to its own longest member (dynamic padding), then prefetches. Item texts are about
-  ten tokens; padding them to the longest context in the data would waste most of the compute.
+  ten tokens; padding them to the longest context in the data would waste most of the compute. With
+  ``group_window`` it sorts by length within runs of batches instead of bucketing (length-grouped
+  batches: less padding; measured by ``python -m coldstart.benchmark --only batching``).
 * :class:`FusedAdam` -- ``tf.keras.optimizers.Adam`` with each weight's update in one fused kernel:
   the same algorithm, to rounding. The stock one makes five passes over memory per weight; on this
   project's 2-core CPUs that was 17-21% of a MiniLM training step.
@@ -80,6 +82,7 @@ def bucketed_dataset(
     shuffle: bool = True,
     seed: int = 0,
     labels: Optional[np.ndarray] = None,
+    group_window: Optional[int] = None,
 ):
     """A ``tf.data`` pipeline over ragged token sequences with length-bucketed dynamic padding.
 
@@ -88,6 +91,12 @@ def bucketed_dataset(
     examples of one length bucket and is padded only to its own longest member (0 = [PAD] for BERT
     tokenizers); the last partial batch of a bucket is kept. Yields ``features`` dicts (with an extra
     ``_len`` entry, ignored by the models), or ``(features, label)`` pairs when ``labels`` are given.
+
+    ``group_window=w`` groups by length without buckets instead (the course's chapters keep the
+    buckets; ``python -m coldstart.benchmark --only batching`` compares the two): the shuffled examples
+    are sorted by length within each run of ``w`` batches, cut into batches (one partial batch at most,
+    the last), and the batches are shuffled. Hugging Face's ``Trainer(group_by_length=True)`` does the
+    same with ``w = 50``. Less padding than buckets, and no partial batch per bucket.
     """
     tf = import_tensorflow()
     lengths = np.asarray(lengths, dtype=np.int32)
@@ -99,7 +108,10 @@ def bucketed_dataset(
     # The whole data set as tensors (no Python generator in the input loop: nothing competes with the
     # training step for the interpreter, and TPUs can run it); one fixed order per data set, the same
     # every epoch, like the batches a seed gives.
-    order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    if group_window is not None:
+        order = _length_grouped(order, lengths, batch_size, int(group_window), rng if shuffle else None)
     columns = {}
     for k, v in ragged.items():
         rows = [np.asarray(v[i], dtype=np.int32).reshape(-1) for i in order]
@@ -115,14 +127,17 @@ def bucketed_dataset(
 
         ds = ds.map((lambda x, y: (to_dense(x), y)) if labels is not None else to_dense)
 
-    bounds = [b for b in boundaries if b < max(int(lengths.max()), 1)] or [int(lengths.max())]
-    length_of = (lambda x, y: x["_len"]) if labels is not None else (lambda x: x["_len"])
-    ds = ds.bucket_by_sequence_length(
-        element_length_func=length_of,
-        bucket_boundaries=[b + 1 for b in bounds],
-        bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
-        drop_remainder=False,
-    )
+    if group_window is not None:
+        ds = ds.padded_batch(batch_size)       # ``order`` already holds the batches, one after another
+    else:
+        bounds = [b for b in boundaries if b < max(int(lengths.max()), 1)] or [int(lengths.max())]
+        length_of = (lambda x, y: x["_len"]) if labels is not None else (lambda x: x["_len"])
+        ds = ds.bucket_by_sequence_length(
+            element_length_func=length_of,
+            bucket_boundaries=[b + 1 for b in bounds],
+            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
+            drop_remainder=False,
+        )
     # A fixed prefetch with tf.data's autotuner off. On this project's 2-core machine the autotuner's
     # background thread made the end of a Keras `fit` wait ~10 s for the iterator to be torn down in
     # 3 of 6 one-epoch passes (0 of 8 with it off), and this pipeline has nothing to tune: its
@@ -130,6 +145,22 @@ def bucketed_dataset(
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(2).with_options(options)
+
+
+def _length_grouped(order: np.ndarray, lengths: np.ndarray, batch_size: int, window: int, rng=None) -> np.ndarray:
+    """``order`` rearranged for :func:`bucketed_dataset`'s ``group_window``: sorted by length within each
+    run of ``window * batch_size`` examples, then its full batches shuffled by ``rng`` (kept in place
+    without one); a partial batch stays last."""
+    if window < 1:
+        raise ValueError(f"group_window must be at least 1 (batches per sorted run), got {window}")
+    run = window * batch_size
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                            for chunk in np.split(order, range(run, len(order), run))])
+    full = len(order) // batch_size * batch_size
+    batches = order[:full].reshape(-1, batch_size)
+    if rng is not None:
+        batches = batches[rng.permutation(len(batches))]
+    return np.concatenate([batches.reshape(-1), order[full:]])
 
 
 def padded_batches(sequences: Sequence[Sequence[int]], batch_size: int, order: Optional[np.ndarray] = None):

@@ -141,3 +141,31 @@ def test_training_benchmark_counts_batches_and_real_tokens(monkeypatch):
     pairs += [short] * 3
     out = benchmark.benchmark_training(str(model), n_pairs=35, batch_size=8, repeats=1, naive=False, peak=lambda: 100.0)
     assert out["course_batches_per_pass"] == 5
+
+
+@pytest.mark.slow
+def test_batching_benchmark_compares_buckets_with_length_grouped_batches(monkeypatch):
+    from conftest import models_folder
+
+    model = models_folder() / "all-MiniLM-L6-v2"
+    if not model.is_dir():
+        pytest.skip("no local all-MiniLM-L6-v2")
+    # pairs of 3 lengths, 6 of each: the bucket of up to 8 tokens holds both short lengths (5 and 6)
+    texts = [("cake", "tea"), ("cake stand", "tea"),
+             ("red retrospot cake stand ; zinc heart lantern ; paper garland", "tea set")]
+    pairs = [texts[i % 3] for i in range(18)]
+    monkeypatch.setattr(benchmark, "_pairs", lambda n, seed=0: ([c for c, _ in pairs], [i for _, i in pairs],
+                                                             (np.arange(len(pairs)) % 2).astype(np.float32)))
+    peaks = iter([50.0, 100.0])    # the discarded peak, then one round's
+    variants = (("buckets-4", 4, None, 1), ("grouped-6-spe3", 6, 50, 3))
+    out = benchmark.benchmark_batching(str(model), n_pairs=18, repeats=1, variants=variants, peak=lambda: next(peaks))
+    buckets, grouped = out["variants"]["buckets-4"], out["variants"]["grouped-6-spe3"]
+    # sorted by length, 18 pairs in batches of 6 are exactly the 3 lengths: no padding, no partial batch
+    assert grouped["batches_per_pass"] == 3 and grouped["real_token_share"] == 1.0 and grouped["steps_per_execution"] == 3
+    # buckets of 4: a partial batch per bucket, and padding where the two short lengths share a bucket
+    assert buckets["batches_per_pass"] > 4 and buckets["real_token_share"] < 1.0
+    assert out["matmul_peak_runs_gflop_per_s"] == [100.0]
+    for v in (buckets, grouped):
+        assert v["examples_per_s"] > 0
+        assert v["fraction_of_matmul_peak"] == pytest.approx(v["examples_per_s"] * out["useful_gflop_per_example"] / 100.0,
+                                                             rel=0.01)

@@ -67,6 +67,39 @@ def test_bucketed_dataset_runs_without_the_autotuner_and_survives_repeat():
     assert ds.options().autotune.enabled is False
 
 
+def test_length_grouped_batches_sort_within_windows_and_pad_less_than_buckets():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, size=203)
+    data = {"ids": [[5] * n for n in lengths], "row": np.arange(203, dtype=np.int32)}
+    labels = lengths.astype(np.float32)
+
+    def batches(**kw):
+        return [(x["ids"].numpy(), x["row"].numpy(), y.numpy())
+                for x, y in training.bucketed_dataset(data, lengths, 8, labels=labels, seed=3, **kw)]
+
+    grouped, buckets = batches(group_window=50), batches()
+    rows = [b[1] for b in grouped]
+    assert sorted(np.concatenate(rows).tolist()) == list(range(203))                 # every example once
+    assert [len(r) for r in rows] == [8] * 25 + [3]                                  # one partial batch, last
+    assert len(buckets) > len(grouped)                                               # buckets: one partial each
+    for ids, row, y in grouped:
+        assert ids.shape[1] == lengths[row].max() and np.array_equal(y, lengths[row])   # padded to own longest
+    # one window holds all 203: consecutive batches of a fully sorted order, so they never overlap in length
+    spans = sorted((lengths[r].min(), lengths[r].max()) for r in rows[:-1])
+    assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))
+    assert [lengths[r].max() for r in rows[:-1]] != sorted(lengths[r].max() for r in rows[:-1])  # batches shuffled
+    assert sum(b[0].size for b in grouped) < sum(b[0].size for b in buckets)          # less padding
+    assert [b[1].tolist() for b in batches(group_window=50)] == [r.tolist() for r in rows]  # fixed by the seed
+    # windows of 2 batches: sorted only within each run of 16 shuffled examples
+    small = batches(group_window=2)
+    assert sum(b[0].size for b in small) > sum(b[0].size for b in grouped)
+
+
+def test_length_grouped_batches_reject_a_window_below_one():
+    with pytest.raises(ValueError, match="group_window must be at least 1"):
+        training.bucketed_dataset({"ids": [[1], [2, 3]]}, np.array([1, 2]), 2, group_window=0)
+
+
 def test_warmup_schedule_rises_linearly_then_stays():
     schedule = training.warmup_schedule(2e-3, 4)
     values = [float(schedule(step)) for step in range(7)]
