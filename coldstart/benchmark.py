@@ -274,12 +274,10 @@ def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 64, r
 
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
     passes, out = {}, {"pairs": int(len(labels)), "model": model_name, "variants": {}}
-    flops = None
     for name, batch_size, window, spe in variants:
         model = _fresh_crossencoder(model_name, steps_per_execution=spe)
         data = training.bucketed_dataset(features, lengths, batch_size, labels=labels, group_window=window)
         shapes = [tuple(x["input_ids"].shape) for x, _ in data]
-        flops = flops or _mean_flops(model, lengths)
         # with several steps per call, Keras needs the number of steps of a pass
         kw = {"steps_per_epoch": len(shapes)} if spe > 1 else {}
         passes[name] = lambda model=model, data=data, kw=kw: model.fit(data, epochs=1, verbose=0, **kw)
@@ -287,6 +285,7 @@ def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 64, r
         out["variants"][name] = {"batch_size": batch_size, "group_window": window, "steps_per_execution": spe,
                                  "batches_per_pass": len(shapes),
                                  "real_token_share": round(float(lengths.sum()) / sum(b * n for b, n in shapes), 3)}
+    flops = _mean_flops(model, lengths)                  # the same model in every variant
     peaks, seconds = interleaved_rounds(peak, passes, repeats)
     for name, secs in seconds.items():
         rates = [len(labels) / t for t in secs]
