@@ -312,10 +312,15 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     * ``forward``: the model in training mode (dropout on);
     * ``forward_backward``: the loss and the gradients of every weight, no update;
     * ``step_keras_adam`` / ``step_fused_adam``: the whole step, with ``tf.keras.optimizers.Adam``
-      and with :class:`coldstart.training.FusedAdam`.
+      and with :class:`coldstart.training.FusedAdam`;
+    * the step's matrix products alone, at its shapes: ``matmul_projection`` (the batch's tokens times
+      a hidden x hidden weight: attention's query, key, value and output), ``matmul_feed_forward``
+      (times the hidden x intermediate weight) and ``matmul_attention`` (each head's length x length
+      scores, batched over pairs and heads).
 
-    Returns the median milliseconds of each part and, from the useful FLOPs (a forward pass is a third
-    of a training step's), its median fraction of the same round's matmul peak.
+    Returns the median milliseconds of each part and, from its useful FLOPs (a forward pass is a third
+    of a training step's; a product of m x k by k x n does 2 m k n), its median fraction of the same
+    round's matmul peak.
     """
     from transformers import TFAutoModelForSequenceClassification
 
@@ -345,9 +350,16 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
         optimizer.build(weights)
         return lambda: optimizer.apply_gradients(zip(gradients(), weights))
 
+    tokens, hidden, heads = batch_size * length, cfg.hidden_size, cfg.num_attention_heads
+    a, w_proj, w_ff = (tf.random.normal(shape) for shape in
+                       [(tokens, hidden), (hidden, hidden), (hidden, cfg.intermediate_size)])
+    q = tf.random.normal((batch_size * heads, length, hidden // heads))
     parts = {"forward": lambda: model(x, training=True), "forward_backward": gradients,
              "step_keras_adam": step_with(tf.keras.optimizers.Adam(3e-5)),
-             "step_fused_adam": step_with(training.FusedAdam(3e-5))}
+             "step_fused_adam": step_with(training.FusedAdam(3e-5)),
+             "matmul_projection": lambda: tf.matmul(a, w_proj),
+             "matmul_feed_forward": lambda: tf.matmul(a, w_ff),
+             "matmul_attention": lambda: tf.matmul(q, q, transpose_b=True)}
     compiled = {name: tf.function(fn) for name, fn in parts.items()}
     for fn in compiled.values():
         fn()                                                    # trace
@@ -365,10 +377,13 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     out = {"batch_size": batch_size, "tokens": length, "model": model_name,
            "useful_gflop_per_step": float(f"{step_flops / 1e9:.4g}"),
            "matmul_peak_gflop_per_s": float(f"{statistics.median(peaks):.4g}")}
+    part_flops = {"forward": step_flops / 3, "matmul_projection": 2.0 * tokens * hidden * hidden,
+                  "matmul_feed_forward": 2.0 * tokens * hidden * cfg.intermediate_size,
+                  "matmul_attention": 2.0 * batch_size * heads * length * length * (hidden // heads)}
     for name, secs in seconds.items():
-        flops = step_flops / 3 if name == "forward" else step_flops
+        flops = part_flops.get(name, step_flops)
         ms = [1000 * t / steps for t in secs]
-        out[f"{name}_ms"] = round(statistics.median(ms), 1)
+        out[f"{name}_ms"] = float(f"{statistics.median(ms):.4g}")
         out[f"{name}_fraction_of_matmul_peak"] = round(statistics.median(
             [flops / (m / 1000) / 1e9 / p for m, p in zip(ms, peaks)]), 3)
     return out

@@ -118,6 +118,11 @@ def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
         flops = out["useful_gflop_per_step"] / (3 if p == "forward" else 1)
         assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / (out[f"{p}_ms"] / 1000) / 0.01, rel=0.05)
         assert out[f"{p}_fraction_of_matmul_peak"] > 0.01
+    # the step's products alone: 24 tokens x 8 by 8 x 8 and by 8 x 16; 4 pairs x 2 heads of 6 x 4 by 4 x 6
+    for p, flops in [("matmul_projection", 2 * 24 * 8 * 8), ("matmul_feed_forward", 2 * 24 * 8 * 16),
+                     ("matmul_attention", 2 * 8 * 6 * 6 * 4)]:
+        assert out[f"{p}_ms"] > 0
+        assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / 1e9 / (out[f"{p}_ms"] / 1000) / 0.01, rel=0.05)
 
 
 @pytest.mark.slow
