@@ -95,6 +95,14 @@ def test_length_grouped_batches_sort_within_windows_and_pad_less_than_buckets():
     assert sum(b[0].size for b in small) > sum(b[0].size for b in grouped)
 
 
+def test_length_grouped_batches_unshuffled_keep_each_window_in_length_order():
+    lengths = np.array([5, 1, 4, 2, 3, 9, 7, 8, 6])
+    data = {"ids": [[5] * n for n in lengths], "row": np.arange(9, dtype=np.int32)}
+    got = [b["row"].numpy().tolist() for b in training.bucketed_dataset(data, lengths, 2, shuffle=False, group_window=2)]
+    # windows of 2 batches (4 examples) in input order, each sorted by length; the last window is the 9th alone
+    assert got == [[1, 3], [2, 0], [4, 6], [7, 5], [8]]
+
+
 def test_length_grouped_batches_reject_a_window_below_one():
     with pytest.raises(ValueError, match="group_window must be at least 1"):
         training.bucketed_dataset({"ids": [[1], [2, 3]]}, np.array([1, 2]), 2, group_window=0)
