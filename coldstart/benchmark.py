@@ -129,7 +129,8 @@ def interleaved_rounds(peak, passes: dict, repeats: int):
 
 
 def _ctr_inputs(model_name, n_pairs: int, max_len: int):
-    """``(features, lengths, labels)``: the benchmark's pairs tokenised as notebook 03 does."""
+    """``(features, lengths, labels)``: the benchmark's pairs tokenised as notebook 03 does (its
+    ``tokenize_pairs`` cuts the context so that a pair has at most ``max_len`` = 48 tokens)."""
     from .encoders import load_encoder
 
     tokenizer, _ = load_encoder(model_name)
@@ -164,7 +165,7 @@ def _mean_flops(model, lengths) -> float:
                           for n in lengths]))
 
 
-def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 64, repeats: int = 5,
+def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 48, repeats: int = 5,
                        jit_compile: bool = False, naive: bool = True, peak=matmul_peak):
     """Examples/s of the course pipeline and of a naive one, and the course's fraction of the matmul
     peak, in interleaved rounds (see the module docstring).
@@ -245,6 +246,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
         "course_real_token_share": round(real_token_share, 3),
         "median_tokens": float(np.median(lengths)),
         "padded_length_naive": width,
+        "max_len": max_len,
         "model": model_name,
     }
 
@@ -258,7 +260,7 @@ BATCHING_VARIANTS = (   # (name, batch size, group_window, steps_per_execution);
 )
 
 
-def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 64, repeats: int = 5,
+def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 48, repeats: int = 5,
                        variants=BATCHING_VARIANTS, peak=matmul_peak) -> dict:
     """The course pipeline's batching choices, side by side: examples/s and fraction of the matmul peak.
 
@@ -273,7 +275,7 @@ def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 64, r
     from . import training
 
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
-    passes, out = {}, {"pairs": int(len(labels)), "model": model_name, "variants": {}}
+    passes, out = {}, {"pairs": int(len(labels)), "max_len": max_len, "model": model_name, "variants": {}}
     for name, batch_size, window, spe in variants:
         model = _fresh_crossencoder(model_name, steps_per_execution=spe)
         data = training.bucketed_dataset(features, lengths, batch_size, labels=labels, group_window=window)
