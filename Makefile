@@ -25,7 +25,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 setup: $(STAMP)
 
 course: $(STAMP)
-	$(PY) -m coldstart.course $(if $(PROFILE),--profile $(PROFILE),)
+	$(PY) -m coldstart.tools.course $(if $(PROFILE),--profile $(PROFILE),)
 
 test: $(STAMP)
 	COLDSTART_PROFILE=smoke $(PY) -m pytest tests --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks $(PYTEST_ARGS)
@@ -36,18 +36,18 @@ lab: $(STAMP)
 # Regenerate the committed outputs: run the course in the cpu profile and copy the executed
 # notebooks over notebooks/ and the leaderboard to results/leaderboard.csv.
 reference: $(STAMP)
-	$(PY) -m coldstart.course --profile cpu --reference
+	$(PY) -m coldstart.tools.course --profile cpu --reference
 
 # Offline workshop: fetch the data file and the profile's models into data/ and models/.
 fetch: $(STAMP)
-	$(PY) -m coldstart.fetch $(if $(PROFILE),--profile $(PROFILE),)
+	$(PY) -m coldstart.tools.fetch $(if $(PROFILE),--profile $(PROFILE),)
 
 # Speed of the course's training pipeline against a naive one (same model, data and machine), and
 # the serving latencies of notebook 07; writes results/benchmarks.json. ONLY=serving|training runs one part;
 # ONLY=breakdown times one training step part by part (forward, backward, each Adam); ONLY=batching compares
 # the pipeline's batchings (length buckets or length-grouped batches, steps per call, batch size).
 benchmark: $(STAMP)
-	$(PY) -m coldstart.benchmark $(if $(PROFILE),--profile $(PROFILE),) $(if $(ONLY),--only $(ONLY),)
+	$(PY) -m coldstart.tools.speed $(if $(PROFILE),--profile $(PROFILE),) $(if $(ONLY),--only $(ONLY),)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -21,7 +21,7 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ start-up chatter (CPU feature notes, oneDNN) buries the course's own output.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ._versions import EnvironmentMismatch, check_versions  # noqa: E402
+from ._internal.versions import EnvironmentMismatch, check_versions  # noqa: E402
 
 if _tf_was_imported_without_legacy and _os.environ.get("COLDSTART_SKIP_VERSION_CHECK") != "1":
     raise EnvironmentMismatch(
@@ -30,7 +30,7 @@ if _tf_was_imported_without_legacy and _os.environ.get("COLDSTART_SKIP_VERSION_C
     )
 check_versions()
 
-from ._tf import import_tensorflow  # noqa: E402
+from ._internal.tf import import_tensorflow  # noqa: E402
 from .config import Profile, get_profile, project_root, runs_dir, set_seed  # noqa: E402
 
 __version__ = "0.1.0"

@@ -196,7 +196,7 @@ def _has_accelerator() -> bool:
     if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
         return True
     try:
-        from ._tf import import_tensorflow
+        from ._internal.tf import import_tensorflow
 
         tf = import_tensorflow()  # lazy: importing TF costs seconds
         return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
@@ -279,7 +279,7 @@ def set_seed(seed: int = 42, deterministic: bool = True) -> None:
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     try:
-        from ._tf import import_tensorflow
+        from ._internal.tf import import_tensorflow
 
         tf = import_tensorflow()
     except ImportError:  # pragma: no cover

@@ -116,7 +116,7 @@ def data_file() -> Path:
 
 @pytest.fixture(scope="session")
 def clean(data_file) -> pd.DataFrame:
-    from coldstart import data
+    from coldstart.data import retail as data
 
     out = data.load_clean(data_file, verbose=False)
     return out[0] if isinstance(out, tuple) else out  # load_clean returns (clean_df, report)
@@ -124,14 +124,14 @@ def clean(data_file) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def split(clean):
-    from coldstart import protocol
+    from coldstart.data import protocol
 
     return protocol.make_split(clean)
 
 
 @pytest.fixture(scope="session")
 def valid_split(clean):
-    from coldstart import protocol
+    from coldstart.data import protocol
 
     return protocol.make_validation_split(clean)
 
@@ -144,6 +144,6 @@ def tiny_clean() -> pd.DataFrame:
 
 @pytest.fixture
 def tiny_split(tiny_clean):
-    from coldstart import protocol
+    from coldstart.data import protocol
 
     return protocol.make_split(tiny_clean, cutoff=TINY_CUTOFF)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import augment as A
-from coldstart import pairs, protocol
+from coldstart.training import augment as A
+from coldstart.training import pairs
+from coldstart.data import protocol
 from conftest import TINY_CUTOFF
 
 

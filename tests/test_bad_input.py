@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import data, encoders, protocol
+from coldstart.data import retail as data
+from coldstart.models import encoders
+from coldstart.data import protocol
 from conftest import TINY_CUTOFF, make_tiny_clean
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,9 +262,9 @@ def case_k_larger_than_any_basket(box, monkeypatch):
 def case_context_of_unknown_item_ids(box, monkeypatch):
     """Defined fallback: unknown ids are dropped; with nothing left, text models have nothing to say
     (a row of -inf, counted as a miss by the evaluation), item-kNN falls back to popularity."""
-    from coldstart.baselines import ItemKNN, Popularity, TextSimilarity, tfidf_vectors
-    from coldstart.evaluate import Batch
-    from coldstart.models import TextIDRecommender
+    from coldstart.models.baselines import ItemKNN, Popularity, TextSimilarity, tfidf_vectors
+    from coldstart.evaluation.harness import Batch
+    from coldstart.models.bert import TextIDRecommender
 
     split = protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF)
     context = split.positions(["NOPE", "99999", ""])
@@ -274,7 +276,7 @@ def case_context_of_unknown_item_ids(box, monkeypatch):
     knn, pop = ItemKNN(split).score(batch)[0], Popularity(split).score(batch)[0]
     assert list(np.argsort(-knn, kind="stable")[:3]) == list(np.argsort(-pop, kind="stable")[:3])
     # the live recommender of notebook 07: popularity in the user's country, and it says why
-    from coldstart.baselines import CountryPopularity
+    from coldstart.models.baselines import CountryPopularity
     from coldstart.serving import Recommender
 
     cp = CountryPopularity(split)
@@ -313,7 +315,7 @@ def case_model_download_interrupted(box, monkeypatch):
     """`make fetch` copies a model into a temporary folder and renames it only when complete."""
     import huggingface_hub
 
-    from coldstart import fetch
+    from coldstart.tools import fetch
 
     def interrupted(repo_id, local_dir, **kwargs):
         (Path(local_dir) / "config.json").write_text("{}")

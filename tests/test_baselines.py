@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import metrics as M
-from coldstart.baselines import (
+from coldstart.evaluation import metrics as M
+from coldstart.models.baselines import (
     CountryPopularity,
     Hybrid,
     ItemKNN,
@@ -18,8 +18,8 @@ from coldstart.baselines import (
     basket_matrix,
     tfidf_vectors,
 )
-from coldstart.evaluate import Batch, batch_of, evaluate
-from coldstart.protocol import ColdStartSplit
+from coldstart.evaluation.harness import Batch, batch_of, evaluate
+from coldstart.data.protocol import ColdStartSplit
 from conftest import TINY_CUTOFF
 
 R2 = 1 / np.sqrt(2)
@@ -184,7 +184,7 @@ def test_basket_matrix_tiny(tiny_split):
 
 
 def test_basket_matrix_customer_rows_hold_all_of_a_customers_invoices(tiny_clean):
-    from coldstart import protocol
+    from coldstart.data import protocol
 
     tiny_clean.loc[tiny_clean["invoice"] == "536003", "customer"] = 1   # customer 1 now has two invoices
     split = protocol.make_split(tiny_clean, cutoff=TINY_CUTOFF)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coldstart import benchmark
+from coldstart.tools import speed as benchmark
 
 
 def test_training_flops_formula():
@@ -18,7 +18,7 @@ def test_training_flops_formula():
 
 
 def test_useful_param_counts_split_encoder_layers_from_pooler_and_head():
-    from coldstart._tf import import_tensorflow
+    from coldstart._internal.tf import import_tensorflow
 
     tf = import_tensorflow()
     from transformers import BertConfig, TFBertForSequenceClassification
@@ -96,7 +96,7 @@ def test_cpu_model_reads_name_and_widest_vector_extension(tmp_path):
 
 
 def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
-    from coldstart._tf import import_tensorflow
+    from coldstart._internal.tf import import_tensorflow
 
     tf = import_tensorflow()
     from transformers import BertConfig, TFBertForSequenceClassification

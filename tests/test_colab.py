@@ -148,7 +148,7 @@ def test_setup_cell_on_a_colab_like_image(tmp_path, wheels):
         import json, os, numpy as np
         from importlib.metadata import version
         import coldstart  # the version check runs here
-        from coldstart import encoders
+        from coldstart.models import encoders
         import tensorflow as tf
         tokenizer, model = encoders.load_encoder()
         vectors = encoders.encode(["red retrospot cake stand", "zinc heart lattice t-light holder"], tokenizer, model)

@@ -8,7 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from coldstart import course, report
+from coldstart.tools import course
+from coldstart.tools import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = course.notebooks(ROOT)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import data
+from coldstart.data import retail as data
 from conftest import real_data_file
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldstart import encoders
+from coldstart.models import encoders
 from coldstart.config import DEFAULT_MODEL
-from coldstart.encoders import ModelUnavailable, length_batches, resolve_model
+from coldstart.models.encoders import ModelUnavailable, length_batches, resolve_model
 
 from conftest import models_folder
 
@@ -190,8 +190,8 @@ def test_pooled_forward_is_traced_again_when_layers_are_inserted():
     import tensorflow as tf
     from transformers import BertConfig, TFBertModel
 
-    from coldstart import peft
-    from coldstart.encoders import _pooled_forward
+    from coldstart.models import peft
+    from coldstart.models.encoders import _pooled_forward
 
     tf.keras.utils.set_random_seed(0)
     model = TFBertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
@@ -217,7 +217,7 @@ def test_pooled_forward_is_traced_again_when_layers_are_inserted():
 
 
 def _mean(model, ids, mask):
-    from coldstart.encoders import mean_pool
+    from coldstart.models.encoders import mean_pool
 
     return mean_pool(model(input_ids=ids, attention_mask=mask, training=False).last_hidden_state, mask).numpy()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import metrics as M
-from coldstart.baselines import ItemKNN, Popularity
-from coldstart.evaluate import (
+from coldstart.evaluation import metrics as M
+from coldstart.models.baselines import ItemKNN, Popularity
+from coldstart.evaluation.harness import (
     LEADERBOARD_COLUMNS,
     Batch,
     batch_of,
@@ -22,7 +22,7 @@ from coldstart.evaluate import (
     read_leaderboard,
     update_leaderboard,
 )
-from coldstart.protocol import SEGMENTS
+from coldstart.data.protocol import SEGMENTS
 
 ACCURACY = ["ndcg@10", "ndcg@20", "recall@10", "recall@20", "hit@10", "hit@20", "mrr"]
 ALL_METRICS = ACCURACY + ["ild@10", "novelty@10", "coverage@10"]
@@ -383,8 +383,8 @@ def test_read_leaderboard_missing_file(tmp_path):
 
 
 def test_run_info_names_the_machine_with_its_cpu_model(monkeypatch):
-    from coldstart import benchmark
-    from coldstart import evaluate as E
+    from coldstart.tools import speed as benchmark
+    from coldstart.evaluation import harness as E
 
     monkeypatch.setattr(benchmark, "cpu_model", lambda: {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"})
     info = E.run_info(model="m")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from coldstart import metrics as M
+from coldstart.evaluation import metrics as M
 
 INV_LOG2_3 = 0.6309297535714575  # 1 / log2(3): discount of position 2
 INV_LOG2_5 = 0.43067655807339306  # 1 / log2(5): discount of position 4

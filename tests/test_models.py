@@ -9,8 +9,9 @@ import pytest
 import scipy.sparse as sp
 
 import coldstart
-from coldstart import models, training
-from coldstart.evaluate import Batch
+from coldstart import training
+from coldstart.models import bert as models
+from coldstart.evaluation.harness import Batch
 
 tf = coldstart.import_tensorflow()
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Offline workshop mode: `make fetch` once online, then the course with the network off.
 
-* ``coldstart.fetch`` (what ``make fetch`` runs) puts the data file into ``data/`` and the profile's
+* ``coldstart.tools.fetch`` (what ``make fetch`` runs) puts the data file into ``data/`` and the profile's
   model into ``models/``; a second call is a no-op that needs no network. The Hub and the UCI site
   are played by fakes (a copy of the shared MiniLM, a small zip with pooch's real hash check).
 * With exactly that layout, no ``COLDSTART_DATA_FILE``, an empty Hugging Face cache,
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from coldstart import data, fetch
+from coldstart.data import retail as data
+from coldstart.tools import fetch
 from conftest import models_folder, real_data_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_make_fetch_fills_data_and_models_then_needs_no_network(workshop, monkey
     assert fetch.main(["--profile", "smoke"]) == 0
     assert len(downloads) == 1 and len(hub_calls) == 1
     assert "already local" in capsys.readouterr().out
-    from coldstart.encoders import resolve_model
+    from coldstart.models.encoders import resolve_model
 
     assert resolve_model(MODEL) == str(local)
 
@@ -157,7 +158,7 @@ def test_notebooks_run_with_the_network_off(tmp_path):
                            env=env, capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "offline test" in probe.stderr
 
-    proc = subprocess.run([sys.executable, "-m", "coldstart.course", "--profile", "smoke", "--only", "00", "01"],
+    proc = subprocess.run([sys.executable, "-m", "coldstart.tools.course", "--profile", "smoke", "--only", "00", "01"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for name in ("00_setup.ipynb", "01_data_preparation.ipynb"):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import pairs
+from coldstart.training import pairs
 
 
 def test_tiny_examples_follow_invoice_order_and_customer_history(tiny_split):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import coldstart
-from coldstart import peft
-from coldstart.models import CrossEncoder, TwoTower
+from coldstart.models import peft
+from coldstart.models.bert import CrossEncoder, TwoTower
 
 from conftest import models_folder
 
@@ -78,7 +78,7 @@ class _Tokenizer:
 
 
 def test_adapters_and_lora_leave_outputs_unchanged_at_init(base_dir):
-    from coldstart.encoders import encode
+    from coldstart.models.encoders import encode
 
     model = load(base_dir)
     ref = hidden(model)

@@ -9,7 +9,7 @@ import inspect
 import numpy as np
 import pytest
 
-from coldstart import progress
+from coldstart._internal import progress
 
 
 @pytest.fixture
@@ -61,7 +61,10 @@ def test_quiet_unknown_length(quiet, capsys):
 
 def test_long_phases_use_the_progress_helpers():
     """Encoding, evaluation and fetching call the helpers (training: keras_verbose, checked in notebooks)."""
-    from coldstart import data, encoders, evaluate, fetch
+    from coldstart.data import retail as data
+    from coldstart.models import encoders
+    from coldstart.evaluation import harness as evaluate
+    from coldstart.tools import fetch
 
     assert "progress_bar(" in inspect.getsource(encoders.encode)
     assert "progress_bar(" in inspect.getsource(evaluate.evaluate)
@@ -73,7 +76,7 @@ def test_download_has_no_bar_when_quiet(quiet, tmp_path, monkeypatch):
     """Under CI pooch gets progressbar=False (its bar would flood the log with carriage returns)."""
     import pooch
 
-    from coldstart import data
+    from coldstart.data import retail as data
 
     seen = {}
 
@@ -91,8 +94,8 @@ def test_download_has_no_bar_when_quiet(quiet, tmp_path, monkeypatch):
 
 
 def test_evaluation_is_quiet_under_ci(quiet, tiny_split, capsys):
-    from coldstart.baselines import Popularity
-    from coldstart.evaluate import evaluate
+    from coldstart.models.baselines import Popularity
+    from coldstart.evaluation.harness import evaluate
 
     evaluate(Popularity(tiny_split), tiny_split, n_boot=0)
     assert capsys.readouterr().out == ""
@@ -118,7 +121,7 @@ def test_notebooks_train_with_keras_verbose():
     a bar interactively, one line per epoch under CI and nbval."""
     import nbformat
 
-    from coldstart import course
+    from coldstart.tools import course
     from conftest import REPO
 
     fits = 0

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import protocol
-from coldstart.protocol import ColdStartSplit, make_split, make_validation_split
+from coldstart.data import protocol
+from coldstart.data.protocol import ColdStartSplit, make_split, make_validation_split
 
 from conftest import TINY_CUTOFF
 

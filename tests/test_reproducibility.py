@@ -1,6 +1,6 @@
 """Reproducibility on CPU: the same seed gives the same numbers (slow: about 3 minutes).
 
-* Two ``smoke`` runs of notebook 02 through the course runner (``python -m coldstart.course``), each
+* Two ``smoke`` runs of notebook 02 through the course runner (``python -m coldstart.tools.course``), each
   writing to its own ``COLDSTART_RUNS`` folder, give identical leaderboards, value for value, and
   each row is traced to its run in ``leaderboard.runs.json``.
 * :func:`coldstart.set_seed` makes TensorFlow training repeatable: two fresh processes fine-tune the
@@ -63,7 +63,7 @@ def test_two_smoke_runs_of_notebook_02_give_identical_leaderboards(tmp_path):
     for name in ("run-a", "run-b"):
         out = tmp_path / name
         proc = subprocess.run(
-            [sys.executable, "-m", "coldstart.course", "--profile", "smoke", "--only", "02"],
+            [sys.executable, "-m", "coldstart.tools.course", "--profile", "smoke", "--only", "02"],
             cwd=ROOT, capture_output=True, text=True, timeout=1800,
             env=_env(COLDSTART_RUNS=str(out), COLDSTART_HOME=str(ROOT), COLDSTART_DATA_FILE=str(data_file),
                      COLDSTART_DATA_DIR=str(tmp_path / "data")),  # the split cache: built by a, read by b
@@ -86,7 +86,7 @@ TRAIN = textwrap.dedent("""
     import json, sys
     import numpy as np
     import coldstart
-    from coldstart import models
+    from coldstart.models import bert as models
     tf = coldstart.import_tensorflow()
     coldstart.set_seed(int(sys.argv[1]))
     from transformers import BertConfig, TFBertModel

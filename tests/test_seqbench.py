@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import seqbench as S
-from coldstart.evaluate import KINDS, LEADERBOARD_COLUMNS, update_leaderboard
+from coldstart.data import benchmark as S
+from coldstart.evaluation.harness import KINDS, LEADERBOARD_COLUMNS, update_leaderboard
 
 A, B, C, D, E = range(5)  # catalog positions of the tiny table's items "A" .. "E"
 
@@ -294,7 +294,7 @@ def test_published_rows_go_into_the_leaderboard(tmp_path):
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real(data_file):
-    from coldstart import data
+    from coldstart.data import retail as data
 
     raw = data.load_raw(data_file, download=False)
     return raw, S.load_benchmark(raw)
@@ -324,7 +324,7 @@ def test_real_table_baseline_values(real):
 
 
 def test_text_model_scores_cosine_encodes_each_history_once_and_drops_history(tiny, monkeypatch):
-    from coldstart import encoders
+    from coldstart.models import encoders
 
     calls = []
 

@@ -14,9 +14,9 @@ import pytest
 
 import coldstart
 from coldstart import serving
-from coldstart.baselines import CountryPopularity, basket_matrix
-from coldstart.evaluate import Batch
-from coldstart.models import ItemRegression
+from coldstart.models.baselines import CountryPopularity, basket_matrix
+from coldstart.evaluation.harness import Batch
+from coldstart.models.bert import ItemRegression
 
 from conftest import models_folder
 
@@ -119,7 +119,7 @@ def test_empty_and_blank_queries_are_ignored(rec):
 
 
 def test_query_vector_is_the_mean_pooled_encoding_and_words_share_it_exactly(rec, tokenizer, tiny_bert):
-    from coldstart.encoders import encode
+    from coldstart.models.encoders import encode
 
     q = rec.encode_query("Red retrospot cake")
     assert np.allclose(q.vector, encode(["Red retrospot cake"], tokenizer, tiny_bert, max_len=64)[0], atol=1e-5)
@@ -181,7 +181,7 @@ def test_non_ascii_text_is_encoded_like_its_ascii_form(rec):
 
 # -- new products ------------------------------------------------------------------------------------
 def test_added_items_enter_the_index_and_are_recommended(rec, tokenizer, tiny_bert):
-    from coldstart.encoders import encode
+    from coldstart.models.encoders import encode
 
     n = rec.n_items
     ids = rec.add_items(["glass star christmas bauble", "wooden advent calendar"])
@@ -215,7 +215,7 @@ def test_add_items_rejects_bad_input_and_changes_nothing(rec, texts, ids, match)
 
 # -- batch scoring -----------------------------------------------------------------------------------
 def test_batch_scores_equal_single_recommendations(rec, tiny_split):
-    from coldstart import evaluate as E
+    from coldstart.evaluation import harness as E
 
     ctx = [np.array([0, 2]), np.array([4]), np.array([], dtype=np.int64)]
     batch = Batch(context=ctx, country=np.array(["France", "United Kingdom", "France"]),
@@ -257,7 +257,7 @@ def test_save_replaces_atomically_and_keeps_the_old_folder_on_failure(rec, tmp_p
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(serving.pd.DataFrame, "to_parquet", broken)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
     with pytest.raises(OSError, match="disk full"):
         rec.save(folder)
     assert (folder / "index.npy").read_bytes() == before

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart import evaluate as E
-from coldstart import metrics as M
-from coldstart import subgroups as G
-from coldstart.baselines import ItemKNN, Popularity
-from coldstart.subgroups import UK
+from coldstart.evaluation import harness as E
+from coldstart.evaluation import metrics as M
+from coldstart.data import subgroups as G
+from coldstart.models.baselines import ItemKNN, Popularity
+from coldstart.data.subgroups import UK
 
 
 def _users(split, segment):
@@ -221,7 +221,7 @@ def test_metric_by_segment_draws_one_series_per_method():
 
 
 def test_report_table_leaves_out_rows_of_group_segments():
-    from coldstart import report
+    from coldstart.tools import report
 
     rows = []
     for method, segment in [("knn", "k=1"), ("knn (uk-only)", "market=non-UK k=1"), ("knn (uk-only)", "season=Nov-Dec k=1")]:

@@ -237,7 +237,7 @@ def test_two_tower_trains_under_mirrored_strategy_on_two_logical_cpus():
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from transformers import BertConfig, TFBertModel
         from coldstart import training
-        from coldstart.models import TwoTower
+        from coldstart.models.bert import TwoTower
         tf.keras.utils.set_random_seed(0)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from coldstart import EnvironmentMismatch, _versions
-from coldstart._versions import PIN_TRANSFORMERS, check_versions, installed_versions, problems
+from coldstart import EnvironmentMismatch
+from coldstart._internal import versions as _versions
+from coldstart._internal.versions import PIN_TRANSFORMERS, check_versions, installed_versions, problems
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {"tensorflow": "2.21.0", "tf-keras": "2.21.0", "transformers": "4.54.1", "torch": None}
@@ -257,7 +258,7 @@ def test_import_coldstart_fails_fast_on_faked_transformers_5(tmp_path):
     )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("coldstart._versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
+    assert last.startswith("coldstart._internal.versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
     assert f'pip install "{PIN_TRANSFORMERS}"' in last
 
 

@@ -1,4 +1,4 @@
-"""Render the committed leaderboard as the README's results table: ``python -m coldstart.report``.
+"""Render the committed leaderboard as the README's results table: ``python -m coldstart.tools.report``.
 
 The README quotes ``results/leaderboard.csv`` through this function, and a test checks that the
 README's table is exactly what it renders, so the README can never drift from the results.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import project_root
+from ..config import project_root
 
 SEGMENTS = ("k=1", "k=3", "k=5", "cold-items")
-BEGIN = "<!-- results:begin (python -m coldstart.report) -->"
+BEGIN = "<!-- results:begin (python -m coldstart.tools.report) -->"
 END = "<!-- results:end -->"
 
 

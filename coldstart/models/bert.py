@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from ._tf import import_tensorflow
+from .._internal.tf import import_tensorflow
 from .encoders import encode, mean_pool
 
 tf = import_tensorflow()

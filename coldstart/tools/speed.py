@@ -1,4 +1,4 @@
-"""Speed benchmarks: ``python -m coldstart.benchmark`` (or ``make benchmark``).
+"""Speed benchmarks: ``python -m coldstart.tools.speed`` (or ``make benchmark``).
 
 Training: the same CTR cross-encoder (the profile's encoder, one logit) is trained on the same
 protocol-like pairs, on the same machine, in one run, two ways:
@@ -54,12 +54,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import get_profile, project_root
+from ..config import get_profile, project_root
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     """Median float32 GFLOP/s of an ``n x n`` matmul on this machine (TensorFlow, all cores)."""
-    from ._tf import import_tensorflow
+    from .._internal.tf import import_tensorflow
 
     tf = import_tensorflow()
     a = tf.random.normal((n, n))
@@ -75,7 +75,8 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 
 
 def _pairs(n_pairs: int, seed: int = 0):
-    from . import pairs, protocol
+    from ..data import protocol
+    from ..training import pairs
 
     split = protocol.load_or_make("validation", verbose=False)
     texts = np.array(split.texts())
@@ -131,7 +132,7 @@ def interleaved_rounds(peak, passes: dict, repeats: int):
 def _ctr_inputs(model_name, n_pairs: int, max_len: int):
     """``(features, lengths, labels)``: the benchmark's pairs tokenised as notebook 03 does (its
     ``tokenize_pairs`` cuts the context so that a pair has at most ``max_len`` = 48 tokens)."""
-    from .encoders import load_encoder
+    from ..models.encoders import load_encoder
 
     tokenizer, _ = load_encoder(model_name)
     ctx, cand, labels = _pairs(n_pairs)
@@ -144,10 +145,10 @@ def _fresh_crossencoder(model_name, jit_compile: bool = False, steps_per_executi
     """The pretrained encoder with a fresh one-logit head, compiled with ``FusedAdam`` and the CTR loss."""
     from transformers import TFAutoModelForSequenceClassification
 
-    from . import training
-    from ._tf import import_tensorflow, quiet_transformers
-    from .encoders import resolve_model
-    from .models import CrossEncoder
+    from .. import training
+    from .._internal.tf import import_tensorflow, quiet_transformers
+    from ..models.encoders import resolve_model
+    from ..models.bert import CrossEncoder
 
     tf = import_tensorflow()
     quiet_transformers()
@@ -174,8 +175,8 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     pipeline (to compare settings of the course pipeline quickly); ``peak`` is called once per round
     and returns GFLOP/s.
     """
-    from . import training
-    from ._tf import import_tensorflow
+    from .. import training
+    from .._internal.tf import import_tensorflow
 
     tf = import_tensorflow()
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
@@ -272,7 +273,7 @@ def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 48, r
     is Keras' (training steps per call of the compiled function). Per variant: median examples/s,
     median fraction, its rounds, batches per pass and the share of real (not padding) tokens.
     """
-    from . import training
+    from .. import training
 
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
     passes, out = {}, {"pairs": int(len(labels)), "max_len": max_len, "model": model_name, "variants": {}}
@@ -326,10 +327,10 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     """
     from transformers import TFAutoModelForSequenceClassification
 
-    from . import training
-    from ._tf import import_tensorflow, quiet_transformers
-    from .encoders import resolve_model
-    from .models import CrossEncoder
+    from .. import training
+    from .._internal.tf import import_tensorflow, quiet_transformers
+    from ..models.encoders import resolve_model
+    from ..models.bert import CrossEncoder
 
     tf = import_tensorflow()
     quiet_transformers()
@@ -412,7 +413,7 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> dict:
 
 def machine() -> dict:
     """A short description of the machine the numbers come from."""
-    from ._tf import import_tensorflow
+    from .._internal.tf import import_tensorflow
 
     tf = import_tensorflow()
     return {
@@ -437,10 +438,10 @@ def crossencoder_full_catalog(model_name, context_text: str, item_texts, batch_s
     """
     from transformers import TFAutoModelForSequenceClassification
 
-    from . import training
-    from ._tf import import_tensorflow, quiet_transformers
-    from .encoders import load_encoder, resolve_model
-    from .models import CrossEncoder
+    from .. import training
+    from .._internal.tf import import_tensorflow, quiet_transformers
+    from ..models.encoders import load_encoder, resolve_model
+    from ..models.bert import CrossEncoder
 
     tf = import_tensorflow()
     quiet_transformers()
@@ -481,7 +482,8 @@ def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, ba
     with an ID part (lam 500) and a new-item bias, so every serving path runs (the weights do not
     change the time).
     """
-    from . import protocol, serving
+    from .. import serving
+    from ..data import protocol
 
     profile = profile if hasattr(profile, "model_name") else get_profile(profile)
     split = protocol.load_or_make("test", verbose=False)
@@ -516,7 +518,7 @@ def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, ba
 
 def merge_results(out, key: str, values: dict) -> dict:
     """Set ``results[key] = values`` in the JSON file ``out``, keeping every other key; atomic write."""
-    from ._io import write_text_atomic
+    from .._internal.io import write_text_atomic
 
     out = Path(out)
     results = json.loads(out.read_text()) if out.exists() else {}

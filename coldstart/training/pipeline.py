@@ -11,7 +11,7 @@
   each batch only to its own longest member (dynamic padding), then prefetches. Item texts are about
   ten tokens; padding them to the longest context in the data would waste most of the compute. With
   ``group_window`` it sorts by length within runs of batches instead of bucketing (length-grouped
-  batches: less padding; measured by ``python -m coldstart.benchmark --only batching``).
+  batches: less padding; measured by ``python -m coldstart.tools.speed --only batching``).
 * :class:`FusedAdam` -- ``tf.keras.optimizers.Adam`` with each weight's update in one fused kernel:
   the same algorithm, to rounding. The stock one makes five passes over memory per weight; on this
   project's 2-core CPUs that was 17-21% of a MiniLM training step.
@@ -31,8 +31,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ._tf import import_tensorflow
-from .progress import keras_verbose  # noqa: F401  (re-exported: notebooks call training.keras_verbose())
+from .._internal.tf import import_tensorflow
+from .._internal.progress import keras_verbose  # noqa: F401  (re-exported: notebooks call training.keras_verbose())
 
 
 def pick_strategy(verbose: bool = True):
@@ -93,7 +93,7 @@ def bucketed_dataset(
     ``_len`` entry, ignored by the models), or ``(features, label)`` pairs when ``labels`` are given.
 
     ``group_window=w`` groups by length without buckets instead (the course's chapters keep the
-    buckets; ``python -m coldstart.benchmark --only batching`` compares the two): the shuffled examples
+    buckets; ``python -m coldstart.tools.speed --only batching`` compares the two): the shuffled examples
     are sorted by length within each run of ``w`` batches, cut into batches (one partial batch at most,
     the last), and the batches are shuffled. Hugging Face's ``Trainer(group_by_length=True)`` does the
     same with ``w = 50``. Less padding than buckets, and no partial batch per bucket.

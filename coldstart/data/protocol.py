@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._io import make_temp_dir, swap_in_dir
+from .._internal.io import make_temp_dir, swap_in_dir
 
 TEST_CUTOFF = "2011-09-01"
 VALID_CUTOFF = "2011-07-01"
@@ -307,7 +307,7 @@ def build_cases(
 
 
 def _catalog(universe: pd.DataFrame, train: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    from .data import build_catalog
+    from .retail import build_catalog
 
     # Only what a shop knows about a product at serving time: its text, launch date and price.
     # Sales counts over the whole table would leak test-period popularity, so they are dropped and
@@ -400,7 +400,7 @@ PROTOCOL_VERSION = 2  # bump when the rules above change: saved splits are then 
 
 def _source_stamp() -> dict:
     """Identify the data a saved split came from (the configured file, or the download cache)."""
-    from .config import data_dir
+    from ..config import data_dir
 
     path = Path(os.environ.get("COLDSTART_DATA_FILE") or data_dir() / "online_retail.parquet")
     stat = path.stat() if path.exists() else None
@@ -410,7 +410,7 @@ def _source_stamp() -> dict:
 
 def default_folder(name: str) -> Path:
     """Where the shared split ``name`` (``test`` or ``validation``) lives: ``data/processed/<name>``."""
-    from .config import data_dir
+    from ..config import data_dir
 
     return data_dir() / "processed" / name
 
@@ -440,13 +440,13 @@ def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbo
                 if verbose:
                     print(f"could not read the saved {name} split ({type(err).__name__}); rebuilding it")
     if clean is None:
-        from .data import load_clean
+        from .retail import load_clean
 
         clean, _ = load_clean(verbose=False)
     split = make_split(clean) if name == "test" else make_validation_split(clean)
     save_default(split, name)
     if verbose:
-        from .config import shown
+        from ..config import shown
 
         print(f"built the {name} split and saved it to {shown(folder)}")
     return split

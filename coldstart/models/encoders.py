@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, project_root
+from ..config import DEFAULT_MODEL, project_root
 
 
 class ModelUnavailable(RuntimeError):
@@ -72,7 +72,7 @@ def load_encoder(name: Optional[str] = None, **config):
 
     Keyword arguments override the model's configuration, e.g. ``hidden_dropout_prob=0.3``.
     """
-    from ._tf import import_tensorflow, quiet_transformers
+    from .._internal.tf import import_tensorflow, quiet_transformers
 
     import_tensorflow()
     quiet_transformers()
@@ -158,7 +158,7 @@ def encode(
     """
     import tensorflow as tf
 
-    from .progress import progress_bar
+    from .._internal.progress import progress_bar
 
     texts = ["" if t is None else str(t) for t in texts]
     if not texts:

@@ -41,8 +41,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ._io import make_temp_dir, swap_in_dir
-from ._tf import import_tensorflow
+from .._internal.io import make_temp_dir, swap_in_dir
+from .._internal.tf import import_tensorflow
 
 tf = import_tensorflow()
 
@@ -556,7 +556,7 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     prints ``READY`` after the warm-up step and times its steps only once a line arrives on stdin."""
     import resource
 
-    from .models import TwoTower
+    from .bert import TwoTower
 
     def status_mb(field: str) -> Optional[float]:
         """``VmRSS`` (resident now) or ``VmHWM`` (peak since the last reset) of this process, in MB."""
@@ -640,10 +640,10 @@ class _MeasureChild:
         import tempfile
         import threading
 
-        code = ("import json, sys; from coldstart import peft; "
+        code = ("import json, sys; from coldstart.models import peft; "
                 "print('RESULT ' + json.dumps(peft._measure(**json.loads(sys.argv[1]))), flush=True)")
         env = dict(os.environ, COLDSTART_QUIET_PROGRESS="1")
-        root = str(Path(__file__).resolve().parents[1])
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.kind, self.stderr, self.lines = args["kind"], tempfile.TemporaryFile(mode="w+"), queue.Queue()
         self.proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(dict(args, wait=True))], text=True,
@@ -705,7 +705,7 @@ def measure_methods(kinds: Sequence[str] = KINDS, model_name: Optional[str] = No
     they run one after another, because each process would reserve the GPU's memory.
     ``timeout`` (seconds) bounds the whole measurement.
     """
-    from .config import DEFAULT_MODEL
+    from ..config import DEFAULT_MODEL
 
     for kind in kinds:
         if kind not in KINDS:

@@ -54,7 +54,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from ._io import make_temp_dir, swap_in_dir
+from .._internal.io import make_temp_dir, swap_in_dir
 
 FORMAT_VERSION = 1
 COLUMNS = ["item_id", "text", "score", "reason"]
@@ -191,8 +191,8 @@ class Recommender:
         The catalog is encoded once (the index); popularity comes from ``split.train`` only; the
         ID part is fitted on the training baskets when ``recipe.lam`` is set.
         """
-        from .baselines import CountryPopularity, basket_matrix
-        from .encoders import encode
+        from ..models.baselines import CountryPopularity, basket_matrix
+        from ..models.encoders import encode
 
         recipe = recipe or Recipe()
         tokenizer, encoder, where = _resolve_encoder(encoder, tokenizer)
@@ -203,7 +203,7 @@ class Recommender:
         countries = sorted(pop.countries, key=pop.countries.get)
         id_matrix = None
         if recipe.lam is not None:
-            from .models import ItemRegression
+            from ..models.bert import ItemRegression
 
             baskets = basket_matrix(split, customers=recipe.customers)
             id_matrix = ItemRegression(baskets, lam=recipe.lam, dropout=recipe.dropout).B
@@ -253,7 +253,7 @@ class Recommender:
         default to ``new-1``, ``new-2``, ... Raises ``ValueError`` (and changes nothing) for an
         empty text, a repeated or existing id, or a length mismatch.
         """
-        from .encoders import encode
+        from ..models.encoders import encode
 
         texts = [str(t) for t in texts]
         if ids is None:
@@ -498,7 +498,7 @@ class Recommender:
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{folder} has format {meta.get('format')}, this coldstart reads {FORMAT_VERSION}: save it again")
-        from ._tf import import_tensorflow, quiet_transformers
+        from .._internal.tf import import_tensorflow, quiet_transformers
 
         import_tensorflow()
         quiet_transformers()
@@ -624,7 +624,7 @@ def demo_widget(recommender: Recommender, country: Optional[str] = None, k: int 
 # -- building the course's recommender ----------------------------------------------------------------
 def checkpoint_folder(profile=None) -> Path:
     """Where notebook 03 saves the fine-tuned two-tower body: ``runs/<profile>/checkpoints/two-tower``."""
-    from .config import runs_dir
+    from ..config import runs_dir
 
     return runs_dir(profile) / "checkpoints" / "two-tower"
 
@@ -634,7 +634,7 @@ def for_profile(split, profile=None, progress: Optional[bool] = None, zero_shot_
     (``runs/<profile>/retriever.json``) when the checkpoint exists, else the profile's pretrained
     encoder zero-shot with ``zero_shot_recipe`` (default: text only). Returns ``(recommender, message)``.
     """
-    from .config import get_profile, runs_dir, shown
+    from ..config import get_profile, runs_dir, shown
 
     profile = profile if hasattr(profile, "model_name") else get_profile(profile)
     ckpt = checkpoint_folder(profile.name)
@@ -656,7 +656,7 @@ def encoded_context_recommender(rec: Recommender, name: str = "encoded context")
     """Notebook 03's way to build the user vector, on the same encoder, index and recipe: the clicked
     items' texts are joined into one text and encoded (one encoder call per context), instead of
     averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluate.evaluate`)."""
-    from .models import TextIDRecommender
+    from ..models.bert import TextIDRecommender
 
     class _IDPart:
         def score(self, batch):
@@ -685,7 +685,7 @@ def measure_latency(rec: Recommender, split, n_users: int = 200, n_queries: int 
 
     Each path is warmed up ``warmup`` times first (tracing, caches). Returns the raw times too.
     """
-    from .evaluate import Batch
+    from ..evaluation.harness import Batch
 
     rng = np.random.default_rng(seed)
     seg = split.segment("k=5").sample(n_users, seed=seed)
@@ -764,8 +764,8 @@ def blas_limit(threads: Optional[int]):
 
 def versions() -> dict:
     """Library versions recorded with a saved recommender."""
-    from . import __version__
-    from ._versions import installed_versions
+    from .. import __version__
+    from .._internal.versions import installed_versions
 
     out = {k: v for k, v in installed_versions(("tensorflow", "tf-keras", "transformers", "numpy", "pandas")).items()}
     out.update(coldstart=__version__, python=platform.python_version())
@@ -774,7 +774,7 @@ def versions() -> dict:
 
 def _resolve_encoder(encoder, tokenizer):
     """``(tokenizer, TF encoder body, description)`` from a model, a TwoTower, a folder or a name."""
-    from .encoders import load_encoder, resolve_model
+    from ..models.encoders import load_encoder, resolve_model
 
     if encoder is None or isinstance(encoder, (str, os.PathLike)):
         name = None if encoder is None else str(encoder)
@@ -782,7 +782,7 @@ def _resolve_encoder(encoder, tokenizer):
         folder = Path(where)
         if tokenizer is None and folder.is_dir() and not (folder / "tokenizer_config.json").is_file():
             # a checkpoint saved without its tokenizer: use the base model's (same vocabulary)
-            from .config import get_profile
+            from ..config import get_profile
 
             tokenizer, _ = load_encoder(get_profile().model_name)
             from transformers import TFAutoModel

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .evaluate import Batch
-from .protocol import ColdStartSplit
+from ..evaluation.harness import Batch
+from ..data.protocol import ColdStartSplit
 
 
 def _customer_counts(train: pd.DataFrame, item_ids: np.ndarray, since=None) -> np.ndarray:
@@ -197,7 +197,7 @@ def tune_hybrid(valid: ColdStartSplit, weights=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1
 
     Returns ``(best_weight, curve)`` where ``curve`` is a Series of the validation metric by weight.
     """
-    from .evaluate import evaluate
+    from ..evaluation.harness import evaluate
 
     knn = ItemKNN(valid)
     text = TextSimilarity(tfidf_vectors(valid.texts()))

@@ -42,9 +42,9 @@ from typing import Callable, Optional, Union
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_path
+from .._internal.io import atomic_path
 
-from .config import data_dir, project_root
+from ..config import data_dir, project_root
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
 # SHA-256 of the official zip (23,715,478 bytes, holding "Online Retail.xlsx").
@@ -206,7 +206,7 @@ def _fetch_zip(dest_dir: Path, progress: bool, downloader: Optional[Callable] = 
     """
     import pooch  # imported lazily: only the download needs it
 
-    from .progress import quiet
+    from .._internal.progress import quiet
 
     fetched = pooch.retrieve(
         UCI_URL,

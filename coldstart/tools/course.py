@@ -1,4 +1,4 @@
-"""Run the whole course headless: ``python -m coldstart.course [--profile smoke|cpu|gpu]``.
+"""Run the whole course headless: ``python -m coldstart.tools.course [--profile smoke|cpu|gpu]``.
 
 Executes every numbered notebook in ``notebooks/`` in order, in one profile, with nbclient. The
 executed copies go to ``runs/<profile>/notebooks/`` and the results to ``runs/<profile>/`` (or
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, get_profile, project_root, runs_dir
+from ..config import PROFILES, get_profile, project_root, runs_dir
 
 
 def notebooks(root: Path) -> list:

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import metrics as M
+from ..evaluation import metrics as M
 
 PROTOCOL = "unisrec-online-retail"
 EXPECTED = {"invoices": 16520, "items": 3469, "interactions": 519906}
@@ -137,7 +137,7 @@ def _cut(split: str) -> int:
 
 
 def _read_table(table) -> pd.DataFrame:
-    from . import data
+    from . import retail as data
 
     if table is None or isinstance(table, (str, os.PathLike)):
         return data.load_raw(table)
@@ -184,7 +184,7 @@ def load_benchmark(table=None, order: str = "file", seed: int = 0,
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    from .data import _normalise_series
+    from .retail import _normalise_series
 
     d = filter_rows(_read_table(table))
     if d.empty:
@@ -326,7 +326,7 @@ def evaluate_seq(model, bench: SeqBenchmark, split: str = "test", ks: Sequence[i
 
     Returns a :class:`SeqResult`.
     """
-    from .evaluate import KINDS, LEADERBOARD_COLUMNS
+    from ..evaluation.harness import KINDS, LEADERBOARD_COLUMNS
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -495,7 +495,7 @@ PUBLISHED = pd.DataFrame(
 def published_rows(profile: str = "paper") -> pd.DataFrame:
     """:data:`PUBLISHED` as leaderboard rows: kind ``published``, profile ``paper``, protocol
     :data:`PROTOCOL`, segment ``test``, method ``"<name> (published)"``, no intervals."""
-    from .evaluate import LEADERBOARD_COLUMNS
+    from ..evaluation.harness import LEADERBOARD_COLUMNS
 
     long = PUBLISHED.melt(id_vars=["method"], value_vars=[c for c in PUBLISHED.columns if "@" in c],
                           var_name="metric", value_name="value").dropna(subset=["value"])
@@ -543,7 +543,7 @@ class SeqTextModel:
         self._cache = {}
 
     def user_vectors(self, histories) -> np.ndarray:
-        from .encoders import encode
+        from ..models.encoders import encode
 
         keys = [context_text(self.texts, h, self.last_m) for h in histories]
         todo = [k for k in dict.fromkeys(keys) if k not in self._cache]

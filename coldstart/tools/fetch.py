@@ -1,4 +1,4 @@
-"""Fetch everything a class needs ahead of time: ``python -m coldstart.fetch [--profile P]``.
+"""Fetch everything a class needs ahead of time: ``python -m coldstart.tools.fetch [--profile P]``.
 
 For an offline workshop, run this once while online (``make fetch``). It
 
@@ -17,9 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ._io import make_temp_dir
-from .config import DEFAULT_MODEL, get_profile, shown
-from .encoders import ModelUnavailable, models_dir, resolve_model
+from .._internal.io import make_temp_dir
+from ..config import DEFAULT_MODEL, get_profile, shown
+from ..models.encoders import ModelUnavailable, models_dir, resolve_model
 
 # Files an encoder needs (weights in either framework's format, tokenizer, config).
 MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
@@ -30,7 +30,7 @@ def fetch_data(progress: bool = True) -> str:
     """Make sure the table is available locally; returns where it is."""
     import os
 
-    from .data import load_raw
+    from ..data.retail import load_raw
 
     local = os.environ.get("COLDSTART_DATA_FILE")
     df = load_raw(progress=progress)
@@ -50,7 +50,7 @@ def fetch_model(name: str) -> Path:
         return Path(found)
     import huggingface_hub
 
-    from .progress import quiet
+    from .._internal.progress import quiet
 
     if quiet():  # CI, nbval: one line instead of a bar per file
         huggingface_hub.utils.disable_progress_bars()

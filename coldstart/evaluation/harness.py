@@ -32,8 +32,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from ._io import write_text_atomic
-from .protocol import SEGMENTS, ColdStartSplit, Segment
+from .._internal.io import write_text_atomic
+from ..data.protocol import SEGMENTS, ColdStartSplit, Segment
 
 LEADERBOARD_COLUMNS = ["method", "kind", "profile", "protocol", "segment", "metric", "value", "ci_low", "ci_high"]
 KINDS = ("baseline", "fine-tuned", "augmented", "adapter", "lora", "published")
@@ -199,7 +199,7 @@ def evaluate(
     name = method or getattr(recommender, "name", None) or getattr(recommender, "__name__", "method")
     score = _scorer(recommender)
     rows, per_user_all, users, topks, seconds = [], {}, {}, {}, {}
-    from .progress import progress_bar
+    from .._internal.progress import progress_bar
 
     # a bar per method when interactive; silent under CI/nbval (a handful of segments, each seconds)
     for seg_name in progress_bar(list(segments), desc=f"evaluating {name}"):
@@ -294,7 +294,7 @@ def compare_segments(result: EvalResult, pairs: Sequence[tuple], metric: str = "
 # -- the leaderboard ------------------------------------------------------------------------------
 def leaderboard_path(profile: Optional[str] = None) -> Path:
     """The leaderboard of the current run: ``runs/<profile>/leaderboard.csv`` (see :func:`coldstart.config.runs_dir`)."""
-    from .config import runs_dir
+    from ..config import runs_dir
 
     return runs_dir(profile) / "leaderboard.csv"
 
@@ -312,8 +312,8 @@ def run_info(model: Optional[str] = None, **extra) -> dict:
     import datetime
     import platform
 
-    from ._versions import installed_versions
-    from .benchmark import cpu_model
+    from .._internal.versions import installed_versions
+    from ..tools.speed import cpu_model
 
     cpu = cpu_model()   # machines of the same size differ in CPU model, and with it in speed
     name = f"{cpu['cpu_model']} ({cpu.get('simd', '?')}), " if "cpu_model" in cpu else ""

@@ -1,0 +1,1 @@
+"""The evaluation stage: metrics, the evaluation harness and the leaderboard."""

@@ -1,0 +1,1 @@
+"""The models stage: baselines, the BERT models notebook 03 teaches, encoders, adapters and LoRA."""

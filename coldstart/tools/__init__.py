@@ -1,0 +1,1 @@
+"""Command-line entry points and speed benchmarks (``python -m coldstart.tools.<name>``)."""
