@@ -37,157 +37,270 @@ from typing import Optional
 
 import numpy as np
 
+from ._internal.tf import import_tensorflow
+
 PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+# -- the profile: one small section per chapter ------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class Profile:
-    """The settings one run uses. Read them as attributes: ``profile.max_len``.
+class Evaluation:
+    """How results are measured (every chapter that evaluates).
 
-    Attributes
-    ----------
-    name: ``smoke``, ``cpu`` or ``gpu``.
-    eval_users: evaluate on at most this many users per segment (``None``: all of them).
-    n_bootstrap: bootstrap resamples for confidence intervals.
-    model_name: the encoder (Hub id or local folder) the fine-tuning chapters start from.
+    users: evaluate on at most this many users per segment (``None``: all of them).
+    bootstrap: bootstrap resamples for confidence intervals.
+    """
+
+    users: Optional[int]
+    bootstrap: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """The language model the text chapters start from.
+
+    model_name: the encoder (Hub id or local folder).
     max_len: token length cap for item texts.
-    batch_size: training batch size of the two-tower model (the cross-encoder uses half).
-    learning_rate: learning rate of the two-tower encoder.
-    encode_batch_size: batch size for encoding the catalog.
+    batch_size: batch size for encoding the catalog.
+    """
+
+    model_name: str
+    max_len: int
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How the two-tower model trains, in every chapter that fine-tunes it (03, 05, 06, 08, 09, 10).
+
+    batch_size: training batch size (notebook 03's cross-encoder uses half).
+    learning_rate: learning rate of full fine-tuning.
+    """
+
+    batch_size: int
+    learning_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """Notebook 03.
+
     ctr_pairs, ctr_epochs: training pairs and epochs of the CTR cross-encoder.
     tower_pairs, tower_epochs: (context, item) pairs per epoch and the most epochs of the two-tower
         model (early stopping on the validation protocol may end sooner).
     rerank_users, rerank_n: test users per segment whose top ``rerank_n`` the cross-encoder
         re-ranks (``None``: all users).
-    transfer_pairs, transfer_epochs: (context, item) pairs per epoch and epochs of the two-tower
-        model trained on one market's customers (notebook 09; a fixed budget, no early stopping).
-    adapt_pairs, adapt_epochs: pairs per epoch and epochs of the short tuning on the other markets'
-        customers seen before the cutoff (notebook 09).
-    peft_pairs, peft_epochs: notebook 06 trains the two-tower model three ways (full fine-tuning,
-        adapters, LoRA) on the same ``peft_pairs`` pairs per epoch for at most ``peft_epochs`` epochs
-        each (early stopping on the validation protocol may end sooner); the three share the
-        notebook's time budget.
-    adapter_size, lora_rank: adapter bottleneck width and LoRA rank.
-    peft_learning_rate: peak learning rate of adapters and LoRA, reached by a linear warm-up over the
-        first epoch (full fine-tuning uses ``learning_rate``; the few new weights need a larger one).
-        1e-3, chosen on the validation protocol (cpu budget, 3 epochs of 4,096 pairs, adapters, seed
-        42): 1e-3 and 2e-3 both ended at 0.109-0.110 mean NDCG@10 (full fine-tuning 0.118), but 2e-3
-        dipped deeper after the first epoch (0.084 vs 0.099) and in another data order collapsed to
-        0.039 from which early stopping kept the pretrained weights; clipping the gradient norm at
-        1.0 did not change where 2e-3 ended. Notebooks 08 and 10 set 2e-3 themselves, the rate of
-        their reference runs.
-    group_pairs: pairs per epoch (one epoch) for each country-group adapter of notebook 06.
-    measure_steps: timed training steps per method when step time and peak memory are measured.
-    bench_pairs, bench_epochs: (history, next item) pairs per epoch and the most epochs of the
-        two-tower model on the published benchmark (notebook 08; early stopping on its validation
-        targets may end sooner).
-    bench_users, bench_valid_users: benchmark invoices scored at test time, and validation invoices
-        used for every choice (``None``: all 16,520).
-    serving_calls: new users' click sessions and free-text queries timed in notebook 07's latency
-        walk-through (``make benchmark ONLY=serving`` times 300 of each in every profile).
-    augment_steps: training steps (batches of ``batch_size``) of each two-tower model of notebook 05:
-        the same budget with and without data augmentation.
-    augment_variants: which of notebook 05's training sets are trained (``None``: all six; ``smoke``
-        runs only the unaugmented one and all augmentations combined).
-    tune_pairs, tune_epochs: notebook 10's small training set (the same pairs every epoch, batches
-        of 32) and the epochs of its learning curves.
-    tune_valid_users: validation users per segment (k=1, 3, 5) scored after every epoch and sweep
-        run of notebook 10 (``None``: all).
-    tune_learning_rates, tune_batch_sizes: the grid of notebook 10's full fine-tuning sweep; every
-        cell trains on the same ``tune_sweep_pairs`` pairs (one epoch).
-    tune_adapter_sizes, tune_lora_ranks: the adapter sizes and LoRA ranks notebook 10 compares, each
-        trained on ``tune_sweep_pairs`` pairs per epoch for ``tune_peft_epochs`` epochs.
     """
 
-    name: str
-    eval_users: Optional[int]
-    n_bootstrap: int
-    model_name: str
-    max_len: int
-    batch_size: int
-    learning_rate: float
-    encode_batch_size: int
     ctr_pairs: int
     ctr_epochs: int
     tower_pairs: int
     tower_epochs: int
     rerank_users: Optional[int]
     rerank_n: int
-    transfer_pairs: int
-    transfer_epochs: int
-    adapt_pairs: int
-    adapt_epochs: int
-    peft_pairs: int
-    peft_epochs: int
-    adapter_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Notebook 05.
+
+    steps: training steps (batches of ``training.batch_size``) of each two-tower model: the same
+        budget with and without data augmentation.
+    variants: which training sets are trained (``None``: all six).
+    """
+
+    steps: int
+    variants: Optional[tuple]
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapters:
+    """Notebook 06 (``size`` also in notebooks 08 and 09).
+
+    pairs, epochs: the two-tower model is trained three ways (full fine-tuning, adapters, LoRA) on
+        the same ``pairs`` pairs per epoch for at most ``epochs`` epochs each (early stopping on the
+        validation protocol may end sooner); the three share the notebook's time budget.
+    size, lora_rank: adapter bottleneck width and LoRA rank.
+    learning_rate: peak learning rate of adapters and LoRA, reached by a linear warm-up over the
+        first epoch (full fine-tuning uses ``training.learning_rate``; the few new weights need a
+        larger one). Chosen on the validation protocol: docs/design-notes.md.
+    group_pairs: pairs (one epoch) for each country-group adapter.
+    measure_steps: timed training steps per method when step time and peak memory are measured.
+    """
+
+    pairs: int
+    epochs: int
+    size: int
     lora_rank: int
-    peft_learning_rate: float
+    learning_rate: float
     group_pairs: int
     measure_steps: int
-    bench_pairs: int
-    bench_epochs: int
-    bench_users: Optional[int]
-    bench_valid_users: Optional[int]
-    serving_calls: int
-    augment_steps: int
-    augment_variants: Optional[tuple]
-    tune_pairs: int
-    tune_epochs: int
-    tune_valid_users: Optional[int]
-    tune_learning_rates: tuple
-    tune_batch_sizes: tuple
-    tune_sweep_pairs: int
-    tune_adapter_sizes: tuple
-    tune_lora_ranks: tuple
-    tune_peft_epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Serving:
+    """Notebook 07.
+
+    calls: new users' click sessions and free-text queries timed in the latency walk-through
+        (``make benchmark ONLY=serving`` times 300 of each in every profile).
+    """
+
+    calls: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """Notebook 08 (the published benchmark).
+
+    pairs, epochs: (history, next item) pairs per epoch and the most epochs of the two-tower model
+        (early stopping on the benchmark's validation targets may end sooner).
+    test_users, valid_users: invoices scored at test time, and validation invoices used for every
+        choice (``None``: all 16,520).
+    """
+
+    pairs: int
+    epochs: int
+    test_users: Optional[int]
+    valid_users: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    """Notebook 09.
+
+    pairs, epochs: (context, item) pairs per epoch and epochs of the two-tower model trained on one
+        market's customers (a fixed budget, no early stopping).
+    adapt_pairs, adapt_epochs: pairs per epoch and epochs of the short tuning on the other markets'
+        customers seen before the cutoff.
+    """
+
+    pairs: int
+    epochs: int
+    adapt_pairs: int
+    adapt_epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """Notebook 10.
+
+    pairs, epochs: the small training set (the same pairs every epoch, batches of 32) and the epochs
+        of its learning curves.
+    valid_users: validation users per segment (k=1, 3, 5) scored after every epoch and sweep run
+        (``None``: all).
+    learning_rates, batch_sizes: the grid of the full fine-tuning sweep; every cell trains on the
+        same ``sweep_pairs`` pairs (one epoch).
+    adapter_sizes, lora_ranks: the adapter sizes and LoRA ranks compared, each trained on
+        ``sweep_pairs`` pairs per epoch for ``peft_epochs`` epochs.
+    """
+
+    pairs: int
+    epochs: int
+    valid_users: Optional[int]
+    learning_rates: tuple
+    batch_sizes: tuple
+    sweep_pairs: int
+    adapter_sizes: tuple
+    lora_ranks: tuple
+    peft_epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """The settings one run uses, one section per chapter (a new chapter adds its own section).
+
+    Read them as attributes: ``profile.encoder.max_len``, ``profile.fine_tuning.tower_epochs``.
+    Every section's docstring says what its settings mean; :meth:`describe` prints the ones a
+    notebook uses.
+    """
+
+    name: str
+    evaluation: Evaluation
+    encoder: Encoder
+    training: Training
+    fine_tuning: FineTuning
+    augmentation: Augmentation
+    adapters: Adapters
+    serving: Serving
+    benchmark: Benchmark
+    transfer: Transfer
+    tuning: Tuning
+
+    @classmethod
+    def sections(cls) -> tuple:
+        """The names of the sections, in order."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "name")
 
     def replace(self, **changes) -> "Profile":
-        """Return a copy with some settings changed; unknown names raise ``TypeError``."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some settings changed, given per section: ``replace(encoder={"max_len": 16})``.
 
-    def describe(self) -> str:
-        """One line for the top of a notebook: the profile and its main settings."""
-        fields = dataclasses.asdict(self)
-        name = fields.pop("name")
-        return f"profile={name}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
+        An unknown section or setting raises ``TypeError``."""
+        sections = self.sections()
+        new = {}
+        for section, values in changes.items():
+            if section not in sections:
+                raise TypeError(f"Profile has no section {section!r}; its sections are {', '.join(sections)}")
+            new[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **new)
 
+    def describe(self, *sections: str) -> str:
+        """One line for the top of a notebook: the profile's name and the settings of ``sections``."""
+        unknown = [s for s in sections if s not in self.sections()]
+        if unknown:
+            raise TypeError(f"Profile has no section {unknown[0]!r}; its sections are {', '.join(self.sections())}")
+        parts = [f"{s}({', '.join(f'{k}={v}' for k, v in dataclasses.asdict(getattr(self, s)).items())})"
+                 for s in sections]
+        return f"profile={self.name}" + (": " + ", ".join(parts) if parts else "")
+
+
+_SECTIONS = {"evaluation": Evaluation, "encoder": Encoder, "training": Training, "fine_tuning": FineTuning,
+             "augmentation": Augmentation, "adapters": Adapters, "serving": Serving, "benchmark": Benchmark,
+             "transfer": Transfer, "tuning": Tuning}
 
 _SETTINGS = {
     "smoke": dict(
-        eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32, batch_size=32,
-        learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1, tower_pairs=640,
-        tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1, adapt_pairs=128,
-        adapt_epochs=1, peft_pairs=96, peft_epochs=1, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
-        group_pairs=64, measure_steps=2,
-        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
-        augment_steps=4, augment_variants=("none", "all"),
-        tune_pairs=64, tune_epochs=1, tune_valid_users=30, tune_learning_rates=(5e-5,), tune_batch_sizes=(32,),
-        tune_sweep_pairs=64, tune_adapter_sizes=(16,), tune_lora_ranks=(), tune_peft_epochs=1,
+        evaluation=dict(users=150, bootstrap=200),
+        encoder=dict(model_name=DEFAULT_MODEL, max_len=32, batch_size=128),
+        training=dict(batch_size=32, learning_rate=5e-5),
+        fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20),
+        augmentation=dict(steps=4, variants=("none", "all")),
+        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=64, measure_steps=2),
+        serving=dict(calls=40),
+        benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
+        transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
+        tuning=dict(pairs=64, epochs=1, valid_users=30, learning_rates=(5e-5,), batch_sizes=(32,), sweep_pairs=64,
+                    adapter_sizes=(16,), lora_ranks=(), peft_epochs=1),
     ),
     "cpu": dict(
-        eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=32, batch_size=64,
-        learning_rate=5e-5, encode_batch_size=128, ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096,
-        tower_epochs=6, rerank_users=300, rerank_n=30, transfer_pairs=4096, transfer_epochs=3, adapt_pairs=1024,
-        adapt_epochs=2, peft_pairs=4096, peft_epochs=3, adapter_size=64, lora_rank=8, peft_learning_rate=1e-3,
-        group_pairs=1024, measure_steps=10,
-        bench_pairs=9600, bench_epochs=3, bench_users=None, bench_valid_users=2000, serving_calls=300,
-        augment_steps=100, augment_variants=None,
-        tune_pairs=1536, tune_epochs=5, tune_valid_users=300, tune_learning_rates=(2e-5, 5e-5, 1e-4),
-        tune_batch_sizes=(32, 64), tune_sweep_pairs=1024, tune_adapter_sizes=(16, 64, 256), tune_lora_ranks=(4, 8, 16),
-        tune_peft_epochs=2,
+        evaluation=dict(users=None, bootstrap=1000),
+        encoder=dict(model_name=DEFAULT_MODEL, max_len=32, batch_size=128),
+        training=dict(batch_size=64, learning_rate=5e-5),
+        fine_tuning=dict(ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096, tower_epochs=6, rerank_users=300, rerank_n=30),
+        augmentation=dict(steps=100, variants=None),
+        adapters=dict(pairs=4096, epochs=3, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=1024,
+                      measure_steps=10),
+        serving=dict(calls=300),
+        benchmark=dict(pairs=9600, epochs=3, test_users=None, valid_users=2000),
+        transfer=dict(pairs=4096, epochs=3, adapt_pairs=1024, adapt_epochs=2),
+        tuning=dict(pairs=1536, epochs=5, valid_users=300, learning_rates=(2e-5, 5e-5, 1e-4), batch_sizes=(32, 64),
+                    sweep_pairs=1024, adapter_sizes=(16, 64, 256), lora_ranks=(4, 8, 16), peft_epochs=2),
     ),
     "gpu": dict(
-        eval_users=None, n_bootstrap=1000, model_name=DEFAULT_MODEL, max_len=48, batch_size=128,
-        learning_rate=2.5e-5, encode_batch_size=512, ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384,
-        tower_epochs=10, rerank_users=None, rerank_n=50, transfer_pairs=16384, transfer_epochs=3,
-        adapt_pairs=1024, adapt_epochs=3, peft_pairs=16384, peft_epochs=6, adapter_size=64, lora_rank=8,
-        peft_learning_rate=1e-3, group_pairs=4096, measure_steps=20,
-        bench_pairs=32768, bench_epochs=5, bench_users=None, bench_valid_users=None, serving_calls=300,
-        augment_steps=300, augment_variants=None,
-        tune_pairs=4096, tune_epochs=8, tune_valid_users=None, tune_learning_rates=(1e-5, 2.5e-5, 5e-5, 1e-4),
-        tune_batch_sizes=(32, 64, 128), tune_sweep_pairs=8192, tune_adapter_sizes=(16, 64, 256),
-        tune_lora_ranks=(4, 8, 16), tune_peft_epochs=3,
+        evaluation=dict(users=None, bootstrap=1000),
+        encoder=dict(model_name=DEFAULT_MODEL, max_len=48, batch_size=512),
+        training=dict(batch_size=128, learning_rate=2.5e-5),
+        fine_tuning=dict(ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384, tower_epochs=10, rerank_users=None,
+                         rerank_n=50),
+        augmentation=dict(steps=300, variants=None),
+        adapters=dict(pairs=16384, epochs=6, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=4096,
+                      measure_steps=20),
+        serving=dict(calls=300),
+        benchmark=dict(pairs=32768, epochs=5, test_users=None, valid_users=None),
+        transfer=dict(pairs=16384, epochs=3, adapt_pairs=1024, adapt_epochs=3),
+        tuning=dict(pairs=4096, epochs=8, valid_users=None, learning_rates=(1e-5, 2.5e-5, 5e-5, 1e-4),
+                    batch_sizes=(32, 64, 128), sweep_pairs=8192, adapter_sizes=(16, 64, 256), lora_ranks=(4, 8, 16),
+                    peft_epochs=3),
     ),
 }
 
@@ -196,8 +309,6 @@ def _has_accelerator() -> bool:
     if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
         return True
     try:
-        from ._internal.tf import import_tensorflow
-
         tf = import_tensorflow()  # lazy: importing TF costs seconds
         return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
     except Exception:  # pragma: no cover - TF missing or broken: the version check reports it
@@ -207,9 +318,10 @@ def _has_accelerator() -> bool:
 def get_profile(name: Optional[str] = None, **overrides) -> Profile:
     """Return the run profile: ``name``, else ``$COLDSTART_PROFILE``, else chosen from the hardware.
 
-    ``overrides`` change single settings (``get_profile("cpu", epochs=1)``); a misspelt setting
-    raises ``TypeError``. Raises ``ValueError`` for an unknown profile name, and under CI for any
-    profile but ``smoke`` (set ``COLDSTART_ALLOW_FULL_IN_CI=1`` to allow it).
+    ``overrides`` change settings, per section: ``get_profile("cpu", fine_tuning={"tower_epochs": 1})``
+    (see :meth:`Profile.replace`); a misspelt section or setting raises ``TypeError``. Raises
+    ``ValueError`` for an unknown profile name, and under CI for any profile but ``smoke`` (set
+    ``COLDSTART_ALLOW_FULL_IN_CI=1`` to allow it).
     """
     chosen = name or os.environ.get("COLDSTART_PROFILE") or ("gpu" if _has_accelerator() else "cpu")
     chosen = chosen.strip().lower()
@@ -221,11 +333,10 @@ def get_profile(name: Optional[str] = None, **overrides) -> Profile:
             f"CI is set but the profile is {chosen!r}: CI must run COLDSTART_PROFILE=smoke "
             "(or set COLDSTART_ALLOW_FULL_IN_CI=1 on purpose)"
         )
-    settings = dict(_SETTINGS[chosen])
+    profile = Profile(name=chosen, **{s: _SECTIONS[s](**values) for s, values in _SETTINGS[chosen].items()})
     model = os.environ.get("COLDSTART_MODEL")
     if model:
-        settings["model_name"] = model
-    profile = Profile(name=chosen, **settings)
+        profile = profile.replace(encoder={"model_name": model})
     return profile.replace(**overrides) if overrides else profile
 
 
@@ -279,8 +390,6 @@ def set_seed(seed: int = 42, deterministic: bool = True) -> None:
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     try:
-        from ._internal.tf import import_tensorflow
-
         tf = import_tensorflow()
     except ImportError:  # pragma: no cover
         return

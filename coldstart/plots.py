@@ -185,7 +185,8 @@ def latency_distribution(times: dict, targets: Optional[dict] = None, ax=None):
     for (name, ms), colour in zip(times.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         ms = np.asarray(ms, float)
         p50, p95 = np.percentile(ms, [50, 95])
-        ax.hist(ms, bins=bins, alpha=0.6, color=colour, label=f"{name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms (n={len(ms)})")
+        label = f"{name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms (n={len(ms)})"
+        ax.hist(ms, bins=bins, alpha=0.6, color=colour, label=label)
         ax.axvline(p95, color=colour, lw=1)
         if targets and name in targets:
             ax.axvline(targets[name], color=colour, ls="--", lw=1)

@@ -6,18 +6,19 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CUTOFF
 
+from coldstart.data import protocol
 from coldstart.training import augment as A
 from coldstart.training import pairs
-from coldstart.data import protocol
-from conftest import TINY_CUTOFF
 
 
 def _ex(contexts, targets):
     n = len(contexts)
-    return pairs.Examples([np.array(c, dtype=np.int64) for c in contexts], [np.array(t, dtype=np.int64) for t in targets],
-                          np.array(["United Kingdom"] * n, dtype=object),
-                          np.array(["2011-01-10"] * n, dtype="datetime64[ns]"))
+    return pairs.Examples(context=[np.array(c, dtype=np.int64) for c in contexts],
+                          targets=[np.array(t, dtype=np.int64) for t in targets],
+                          country=np.array(["United Kingdom"] * n, dtype=object),
+                          date=np.array(["2011-01-10"] * n, dtype="datetime64[ns]"))
 
 
 def _codes(split, positions):
@@ -112,9 +113,10 @@ def test_text_neighbours_are_the_most_similar_allowed_items(tiny_split):
 
 
 def test_context_strings_use_rewritten_texts():
-    ex = A.Augmented([np.array([0, 1]), np.array([2])], [np.array([3]), np.array([4])],
-                     np.array(["UK", "UK"], dtype=object), np.array(["2011-01-01"] * 2, dtype="datetime64[ns]"),
-                     np.array(["original", "word_dropout"], dtype=object), [None, ["white heart"]])
+    ex = A.Augmented(context=[np.array([0, 1]), np.array([2])], targets=[np.array([3]), np.array([4])],
+                     country=np.array(["UK", "UK"], dtype=object),
+                     date=np.array(["2011-01-01"] * 2, dtype="datetime64[ns]"),
+                     kind=np.array(["original", "word_dropout"], dtype=object), texts=[None, ["white heart"]])
     texts = ["a b", "c d", "white hanging heart", "x", "y"]
     assert A.context_strings(ex, texts) == ["a b ; c d", "white heart"]
     assert A.context_strings(_ex([[2, 0]], [[1]]), texts, sep=" | ") == ["white hanging heart | a b"]
@@ -192,17 +194,18 @@ def _tiny_pool(tiny_split):
 
 def test_augment_fills_the_budget_exactly(tiny_split):
     pool = _tiny_pool(tiny_split)
-    ex, kinds = A.augment(pool, tiny_split, "all", total=103, original=0.3, seed=0, options=TINY_OPTS, return_kinds=True)
-    assert kinds == A.KINDS and len(ex) == 103
+    ex, kinds = A.augment(pool, tiny_split, "all", total=103, original=0.3, seed=0, options=TINY_OPTS,
+                          return_kinds=True)
+    assert kinds == A.AUGMENTATIONS and len(ex) == 103
     counts = pd.Series(ex.kind).value_counts()
     assert counts["original"] == 31                           # round(0.3 * 103)
     per_kind = counts.drop("original")
-    assert set(per_kind.index) == set(A.KINDS) and per_kind.sum() == 72
+    assert set(per_kind.index) == set(A.AUGMENTATIONS) and per_kind.sum() == 72
     assert per_kind.max() - per_kind.min() <= 1
     assert all(len(c) >= 1 and len(t) >= 1 for c, t in zip(ex.context, ex.targets))
-    texts = [t for t, k in zip(ex.texts, ex.kind) if k in A.TEXT_KINDS]
+    texts = [t for t, k in zip(ex.texts, ex.kind) if k in A.TEXT_AUGMENTATIONS]
     assert all(t is not None for t in texts)
-    assert all(t is None for t, k in zip(ex.texts, ex.kind) if k not in A.TEXT_KINDS)
+    assert all(t is None for t, k in zip(ex.texts, ex.kind) if k not in A.TEXT_AUGMENTATIONS)
 
 
 def test_augment_without_kinds_is_the_same_budget_of_originals_in_rounds(tiny_split):
@@ -220,7 +223,7 @@ def test_augment_kinds_and_groups(tiny_split):
     ex, kinds = A.augment(pool, tiny_split, ["sequence", "crop", "word_dropout"], total=40, seed=0, return_kinds=True)
     assert kinds == ("crop", "mask", "reorder", "word_dropout")
     assert set(ex.kind) == {"original", *kinds}
-    assert A.resolve_kinds("text") == A.TEXT_KINDS and A.resolve_kinds(None) == ()
+    assert A.resolve_kinds("text") == A.TEXT_AUGMENTATIONS and A.resolve_kinds(None) == ()
     with pytest.raises(ValueError, match="Unknown augmentation 'cropp'"):
         A.augment(pool, tiny_split, ["cropp"], total=10)
     with pytest.raises(ValueError, match="Unknown option"):
@@ -258,7 +261,8 @@ def test_no_leakage_window_rows_do_not_change_anything(tiny_clean):
     other.loc[after, "customer"] = other.loc[after, "customer"] + 100
     other.loc[after, "invoice"] = "9" + other.loc[after, "invoice"]
     other.loc[after, "quantity"] = 7
-    extra = other[after].head(3).assign(item="20001", description="RED RETROSPOT CAKE TIN", line=lambda d: d["line"] + 1000)
+    extra = other[after].head(3).assign(item="20001", description="RED RETROSPOT CAKE TIN",
+                                        line=lambda d: d["line"] + 1000)
     other = pd.concat([other, extra], ignore_index=True)
     changed = protocol.make_split(other, cutoff=TINY_CUTOFF)
     assert changed.n_items == base.n_items + 1                # a new cold product, last in the catalog
@@ -310,7 +314,7 @@ def test_describe_counts_each_kind(valid_split):
     pool = pairs.training_examples(valid_split, seed=0, max_examples=300)
     ex = A.augment(pool, valid_split, "all", total=700, seed=1)
     table = A.describe(ex, valid_split)
-    assert list(table.index) == ["original", *A.KINDS]
+    assert list(table.index) == ["original", *A.AUGMENTATIONS]
     assert table["examples"].sum() == 700 and table.loc["original", "examples"] == 350
     assert table.loc["synthetic", "mean targets"] == 1.0 and table.loc["synthetic", "rare targets"] == 1.0
     assert table.loc["word_dropout", "rewritten text"] == 1.0 and table.loc["crop", "rewritten text"] == 0.0

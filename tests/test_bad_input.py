@@ -23,11 +23,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CUTOFF, make_tiny_clean
 
+from coldstart.data import protocol
 from coldstart.data import retail as data
 from coldstart.models import encoders
-from coldstart.data import protocol
-from conftest import TINY_CUTOFF, make_tiny_clean
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -262,16 +262,17 @@ def case_k_larger_than_any_basket(box, monkeypatch):
 def case_context_of_unknown_item_ids(box, monkeypatch):
     """Defined fallback: unknown ids are dropped; with nothing left, text models have nothing to say
     (a row of -inf, counted as a miss by the evaluation), item-kNN falls back to popularity."""
-    from coldstart.models.baselines import ItemKNN, Popularity, TextSimilarity, tfidf_vectors
-    from coldstart.evaluation.harness import Batch
-    from coldstart.models.bert import TextIDRecommender
+    from coldstart.data import Cases, tfidf_vectors
+    from coldstart.models.baselines import ItemKNN, Popularity, TextSimilarity
+    from coldstart.models.retrieval import EncodedContextSimilarity
 
     split = protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF)
     context = split.positions(["NOPE", "99999", ""])
     assert context.shape == (0,)
-    batch = Batch(context=[context], country=np.array(["France"]), date=np.array(["2011-04-01"], dtype="datetime64[ns]"))
+    batch = Cases(context=[context], country=np.array(["France"]),
+                  date=np.array(["2011-04-01"], dtype="datetime64[ns]"))
     assert np.isneginf(TextSimilarity(tfidf_vectors(split.texts())).score(batch)).all()
-    rec = TextIDRecommender(None, None, split.texts(), np.eye(split.n_items, dtype=np.float32))
+    rec = EncodedContextSimilarity(None, None, split.texts(), np.eye(split.n_items, dtype=np.float32))
     assert np.isneginf(rec.score(batch)).all()  # and the (absent) encoder was never called
     knn, pop = ItemKNN(split).score(batch)[0], Popularity(split).score(batch)[0]
     assert list(np.argsort(-knn, kind="stable")[:3]) == list(np.argsort(-pop, kind="stable")[:3])
@@ -335,7 +336,8 @@ class Case:
 
 CASES = {
     "truncated download": Case(case_truncated_download, "one retry, then DataUnavailable naming online+retail.zip"),
-    "corrupted download": Case(case_corrupted_download, "hash mismatch: one retry, then DataUnavailable naming the file"),
+    "corrupted download": Case(case_corrupted_download,
+                               "hash mismatch: one retry, then DataUnavailable naming the file"),
     "corrupted parquet": Case(case_corrupted_parquet, "DataUnavailable naming the file: delete it"),
     "missing column": Case(case_missing_column, "SchemaError naming the column"),
     "mistyped column": Case(case_mistyped_column, "SchemaError naming the column and the value"),

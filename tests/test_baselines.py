@@ -3,11 +3,13 @@ on the real split, and the behaviours each baseline promises (cold items, ties, 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CUTOFF
 
+from coldstart.data import Cases, ColdStartSplit, tfidf_vectors
+from coldstart.evaluation import evaluate
 from coldstart.evaluation import metrics as M
 from coldstart.models.baselines import (
     CountryPopularity,
@@ -16,18 +18,14 @@ from coldstart.models.baselines import (
     Popularity,
     TextSimilarity,
     basket_matrix,
-    tfidf_vectors,
 )
-from coldstart.evaluation.harness import Batch, batch_of, evaluate
-from coldstart.data.protocol import ColdStartSplit
-from conftest import TINY_CUTOFF
 
 R2 = 1 / np.sqrt(2)
 
 
-def _batch(contexts, countries=None) -> Batch:
+def _batch(contexts, countries=None) -> Cases:
     n = len(contexts)
-    return Batch(
+    return Cases(
         context=[np.asarray(c, dtype=np.int64) for c in contexts],
         country=np.asarray(countries if countries is not None else ["United Kingdom"] * n, dtype=object),
         date=np.full(n, np.datetime64("2011-09-02")),
@@ -50,7 +48,7 @@ def fitted(split):
 @pytest.fixture(scope="module")
 def k1_batch(split):
     seg = split.segment("k=1").sample(300, seed=0)
-    return seg, batch_of(seg)
+    return seg, seg.batch()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,7 +214,7 @@ def test_item_knn_tiny_values(tiny_split):
 def test_item_knn_never_ranks_cold_above_similar_warm(split, fitted):
     knn = fitted["item-knn"]
     seg = split.segment("k=3").sample(300, seed=1)
-    batch = batch_of(seg)
+    batch = seg.batch()
     scores = knn.score(batch)
     similarity = np.asarray(batch.context_matrix(split.n_items, weights="mean") @ knn.sim)
     cold = split.catalog["cold"].to_numpy()
@@ -280,7 +278,7 @@ def test_empty_context_counts_as_zero_in_evaluate(tiny_split):
     seg = broken.segment("k=1")
     assert [len(c) for c in seg.context] == [1, 0, 1]
     ts = TextSimilarity(tfidf_vectors(broken.texts()))
-    assert np.isneginf(ts.score(batch_of(seg))[1]).all()
+    assert np.isneginf(ts.score(seg.batch())[1]).all()
     res = evaluate(ts, broken, segments=["k=1"], n_boot=0)
     assert res.table["n_users"].unique().tolist() == [3]
     assert res.users["k=1"].tolist() == [3, 4, 5]

@@ -39,7 +39,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import models_folder
 
 pytestmark = pytest.mark.slow

@@ -26,38 +26,48 @@ def test_smoke_profile_settings():
     p = get_profile("smoke")
     assert isinstance(p, Profile)
     assert dataclasses.asdict(p) == dict(
-        name="smoke", eval_users=150, n_bootstrap=200, model_name=DEFAULT_MODEL, max_len=32,
-        batch_size=32, learning_rate=5e-5, encode_batch_size=128, ctr_pairs=192, ctr_epochs=1,
-        tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20, transfer_pairs=320, transfer_epochs=1,
-        adapt_pairs=128, adapt_epochs=1, peft_pairs=96, peft_epochs=1, adapter_size=64, lora_rank=8,
-        peft_learning_rate=1e-3, group_pairs=64, measure_steps=2,
-        bench_pairs=512, bench_epochs=1, bench_users=300, bench_valid_users=300, serving_calls=40,
-        augment_steps=4, augment_variants=("none", "all"),
-        tune_pairs=64, tune_epochs=1, tune_valid_users=30, tune_learning_rates=(5e-5,), tune_batch_sizes=(32,),
-        tune_sweep_pairs=64, tune_adapter_sizes=(16,), tune_lora_ranks=(), tune_peft_epochs=1,
+        name="smoke",
+        evaluation=dict(users=150, bootstrap=200),
+        encoder=dict(model_name=DEFAULT_MODEL, max_len=32, batch_size=128),
+        training=dict(batch_size=32, learning_rate=5e-5),
+        fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20),
+        augmentation=dict(steps=4, variants=("none", "all")),
+        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=64, measure_steps=2),
+        serving=dict(calls=40),
+        benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
+        transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
+        tuning=dict(pairs=64, epochs=1, valid_users=30, learning_rates=(5e-5,), batch_sizes=(32,), sweep_pairs=64,
+                    adapter_sizes=(16,), lora_ranks=(), peft_epochs=1),
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
-    line = p.describe()
-    assert line.startswith("profile=smoke: ") and "\n" not in line and "eval_users=150" in line
+    line = p.describe("evaluation", "fine_tuning")
+    assert line.startswith("profile=smoke: ") and "\n" not in line and "evaluation(users=150" in line
+    assert "tower_pairs=640" in line and "encoder(" not in line   # only the sections a notebook asks for
+    assert p.describe() == "profile=smoke"
+    with pytest.raises(TypeError, match="finetuning"):
+        p.describe("finetuning")   # a misspelt section
 
 
 def test_full_profiles_use_all_users():
     cpu, gpu = get_profile("cpu"), get_profile("gpu")
-    assert cpu.eval_users is None and gpu.eval_users is None
-    assert gpu.rerank_users is None and cpu.rerank_users == 300
-    assert cpu.tower_pairs * cpu.tower_epochs > get_profile("smoke").tower_pairs * get_profile("smoke").tower_epochs
-    assert cpu.n_bootstrap == gpu.n_bootstrap == 1000
+    assert cpu.evaluation.users is None and gpu.evaluation.users is None
+    assert gpu.fine_tuning.rerank_users is None and cpu.fine_tuning.rerank_users == 300
     smoke = get_profile("smoke")
-    for name in ("transfer", "adapt"):  # notebook 09: more training the bigger the profile
-        budget = {p.name: getattr(p, f"{name}_pairs") * getattr(p, f"{name}_epochs") for p in (smoke, cpu, gpu)}
+    assert (cpu.fine_tuning.tower_pairs * cpu.fine_tuning.tower_epochs
+            > smoke.fine_tuning.tower_pairs * smoke.fine_tuning.tower_epochs)
+    assert cpu.evaluation.bootstrap == gpu.evaluation.bootstrap == 1000
+    for name in ("", "adapt_"):  # notebook 09: more training the bigger the profile
+        budget = {p.name: getattr(p.transfer, f"{name}pairs") * getattr(p.transfer, f"{name}epochs")
+                  for p in (smoke, cpu, gpu)}
         assert budget["smoke"] < budget["cpu"] <= budget["gpu"], (name, budget)
-    budget = {p.name: p.bench_pairs * p.bench_epochs for p in (smoke, cpu, gpu)}  # notebook 08
-    assert budget["smoke"] < budget["cpu"] < budget["gpu"] and cpu.bench_users is None
+    budget = {p.name: p.benchmark.pairs * p.benchmark.epochs for p in (smoke, cpu, gpu)}  # notebook 08
+    assert budget["smoke"] < budget["cpu"] < budget["gpu"] and cpu.benchmark.test_users is None
     # notebook 05: more steps the bigger the profile; only smoke leaves variants out
-    steps = [p.augment_steps * p.batch_size for p in (smoke, cpu, gpu)]
+    steps = [p.augmentation.steps * p.training.batch_size for p in (smoke, cpu, gpu)]
     assert steps == sorted(steps) and len(set(steps)) == 3
-    assert cpu.augment_variants is None and gpu.augment_variants is None and len(smoke.augment_variants) == 2
-    assert gpu.max_len == 48 and gpu.batch_size == 128
+    assert cpu.augmentation.variants is None and gpu.augmentation.variants is None
+    assert len(smoke.augmentation.variants) == 2
+    assert gpu.encoder.max_len == 48 and gpu.training.batch_size == 128
     assert PROFILES == ("smoke", "cpu", "gpu")
 
 
@@ -80,15 +90,18 @@ def test_unknown_profile_from_env(monkeypatch):
 
 
 def test_overrides():
-    p = get_profile("cpu", tower_epochs=1, max_len=16)
-    assert (p.name, p.tower_epochs, p.max_len) == ("cpu", 1, 16)
-    assert get_profile("cpu").tower_epochs == 6  # the defaults are untouched
+    p = get_profile("cpu", fine_tuning={"tower_epochs": 1}, encoder={"max_len": 16})
+    assert (p.name, p.fine_tuning.tower_epochs, p.encoder.max_len) == ("cpu", 1, 16)
+    assert p.fine_tuning.tower_pairs == 4096 and p.encoder.batch_size == 128  # the section's other settings stay
+    assert get_profile("cpu").fine_tuning.tower_epochs == 6  # the defaults are untouched
     with pytest.raises(TypeError):
-        get_profile("cpu", epoch=1)  # misspelt setting
+        get_profile("cpu", fine_tuning={"epoch": 1})  # misspelt setting
     with pytest.raises(TypeError):
-        get_profile("smoke").replace(learningrate=1e-3)
+        get_profile("cpu", finetuning={"tower_epochs": 1})  # misspelt section
+    with pytest.raises(TypeError):
+        get_profile("smoke").replace(training={"learningrate": 1e-3})
     with pytest.raises(dataclasses.FrozenInstanceError):
-        get_profile("smoke").tower_epochs = 5
+        get_profile("smoke").fine_tuning.tower_epochs = 5
 
 
 def test_env_profile_is_respected(monkeypatch):
@@ -128,10 +141,11 @@ def test_ci_false_allows_full(monkeypatch):
 def test_model_override(monkeypatch, tmp_path):
     monkeypatch.setenv("COLDSTART_MODEL", str(tmp_path / "my-model"))
     for name in PROFILES:
-        assert get_profile(name).model_name == str(tmp_path / "my-model")
-    assert get_profile("cpu", model_name="other").model_name == "other"  # an explicit override wins
+        assert get_profile(name).encoder.model_name == str(tmp_path / "my-model")
+    # an explicit override wins
+    assert get_profile("cpu", encoder={"model_name": "other"}).encoder.model_name == "other"
     monkeypatch.delenv("COLDSTART_MODEL")
-    assert get_profile("cpu").model_name == DEFAULT_MODEL
+    assert get_profile("cpu").encoder.model_name == DEFAULT_MODEL
 
 
 # ------------------------------------------------------------------------------------------------

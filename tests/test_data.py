@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from coldstart.data import retail as data
 from conftest import real_data_file
 
-
+from coldstart.data import retail as data
+from coldstart.data.text import normalise_text
 
 REAL_FILE = real_data_file()
 needs_real = pytest.mark.skipif(
@@ -163,7 +162,8 @@ def test_load_raw_real_file_matches_readme_checksums_without_network(no_network,
     monkeypatch.setenv("COLDSTART_DATA_DIR", str(tmp_path))
     df = data.load_raw(REAL_FILE)
     assert list(df.columns) == list(data.RAW_COLUMNS)
-    assert {c: str(t) for c, t in df.dtypes.items()} == {c: str(pd.Series(dtype=k).dtype) for c, k in data.RAW_COLUMNS.items()}
+    assert ({c: str(t) for c, t in df.dtypes.items()}
+            == {c: str(pd.Series(dtype=k).dtype) for c, k in data.RAW_COLUMNS.items()})
     assert len(df) == 541_909
     assert df["Quantity"].sum() == 5_176_450
     assert df["UnitPrice"].sum() == pytest.approx(2_498_803.97, abs=0.01)
@@ -218,7 +218,8 @@ def test_clean_counts_on_real_data(real_clean, capsys):
 @needs_real
 def test_clean_table_is_clean(real_clean):
     df, _ = real_clean
-    assert list(df.columns) == ["invoice", "item", "description", "quantity", "date", "price", "customer", "country", "line"]
+    assert list(df.columns) == ["invoice", "item", "description", "quantity", "date", "price", "customer", "country",
+                                "line"]
     assert str(df["quantity"].dtype) == "int64" and str(df["customer"].dtype) == "int64"
     assert str(df["line"].dtype) == "int64" and str(df["price"].dtype) == "float64"
     assert str(df["date"].dtype) == "datetime64[ns]"
@@ -249,7 +250,7 @@ def test_catalog_on_real_data(real_clean):
     assert len(cat) == 3_656 == df["item"].nunique()
     assert cat.index.is_unique and cat.index.is_monotonic_increasing and cat.index.name == "item"
     assert list(cat.columns) == ["text", "first_sold", "median_price", "n_invoices", "n_customers", "n_lines"]
-    assert (cat["text"] == cat["text"].map(data.normalise_text)).all()
+    assert (cat["text"] == cat["text"].map(normalise_text)).all()
     assert (cat["text"] == cat["text"].str.lower()).all() and (cat["text"] != "").all()
     assert cat.loc["85123A", "text"] == "white hanging heart t-light holder"
     first = df["item"].map(cat["first_sold"])
@@ -335,7 +336,7 @@ def test_build_catalog_text_is_most_frequent_then_first_seen():
     ],
 )
 def test_normalise_text(raw, expected):
-    assert data.normalise_text(raw) == expected
+    assert normalise_text(raw) == expected
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,16 +3,13 @@ real all-MiniLM-L6-v2 from the shared models folder."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-from coldstart.models import encoders
-from coldstart.config import DEFAULT_MODEL
-from coldstart.models.encoders import ModelUnavailable, length_batches, resolve_model
-
 from conftest import models_folder
+
+from coldstart.config import DEFAULT_MODEL
+from coldstart.models import encoders
+from coldstart.models.encoders import ModelUnavailable, length_batches, resolve_model
 
 MINILM = models_folder() / "all-MiniLM-L6-v2"
 needs_minilm = pytest.mark.skipif(
@@ -158,7 +155,7 @@ def test_minilm_encode(minilm):
     assert cake @ tea > cake @ zinc
     assert encoders.encode([], tok, model).shape == (0, 384)
     # batches of many shapes above, one traced graph (a second costs seconds per model)
-    assert encoders._pooled_forward(model).experimental_get_tracing_count() == 1
+    assert encoders.compiled_forward(model).experimental_get_tracing_count() == 1
 
 
 @pytest.mark.slow
@@ -185,35 +182,35 @@ def test_mean_pool_ignores_padding():
 
 
 @pytest.mark.slow
-def test_pooled_forward_is_traced_again_when_layers_are_inserted():
+def test_compiled_forward_is_traced_again_when_layers_are_inserted():
     # a model that encoded before adapters were added must not keep using the graph without them
     import tensorflow as tf
     from transformers import BertConfig, TFBertModel
 
     from coldstart.models import peft
-    from coldstart.models.encoders import _pooled_forward
+    from coldstart.models.encoders import compiled_forward
 
     tf.keras.utils.set_random_seed(0)
     model = TFBertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                    intermediate_size=16, max_position_embeddings=16))
     ids = tf.constant([[2, 5, 6, 3], [2, 7, 3, 0]])
     mask = tf.cast(ids != 0, tf.int32)
-    before = _pooled_forward(model)(ids, mask).numpy()
-    fn = _pooled_forward(model)
-    assert _pooled_forward(model) is fn  # nothing changed: the traced pass is reused
+    before = compiled_forward(model)(ids, mask).numpy()
+    fn = compiled_forward(model)
+    assert compiled_forward(model) is fn  # nothing changed: the traced pass is reused
     model.layers[0].trainable = False     # training flags and weights are not structure
-    assert _pooled_forward(model) is fn
+    assert compiled_forward(model) is fn
     peft.add_adapters(model, size=4)
     rng = np.random.default_rng(0)
     for layer in peft.peft_layers(model).values():  # adapters that change the output (a constant
         # shift would not: the LayerNorm after each adapter removes it)
         layer.up.kernel.assign(rng.normal(size=layer.up.kernel.shape).astype(np.float32))
-    after = _pooled_forward(model)
+    after = compiled_forward(model)
     assert after is not fn
     np.testing.assert_allclose(after(ids, mask).numpy(), _mean(model, ids, mask), rtol=1e-5, atol=1e-6)
     assert not np.allclose(after(ids, mask).numpy(), before)
     peft.add_lora(model, rank=2)  # LoRA replaces the query and value projections: traced again too
-    assert _pooled_forward(model) is not after
+    assert compiled_forward(model) is not after
 
 
 def _mean(model, ids, mask):

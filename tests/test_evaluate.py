@@ -10,19 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart.evaluation import metrics as M
-from coldstart.models.baselines import ItemKNN, Popularity
-from coldstart.evaluation.harness import (
+from coldstart.data import SEGMENTS, Cases
+from coldstart.evaluation import (
     LEADERBOARD_COLUMNS,
-    Batch,
-    batch_of,
     compare,
     evaluate,
-    ild_from_similarity,
     read_leaderboard,
     update_leaderboard,
 )
-from coldstart.data.protocol import SEGMENTS
+from coldstart.evaluation import metrics as M
+from coldstart.models.baselines import ItemKNN, Popularity
 
 ACCURACY = ["ndcg@10", "ndcg@20", "recall@10", "recall@20", "hit@10", "hit@20", "mrr"]
 ALL_METRICS = ACCURACY + ["ild@10", "novelty@10", "coverage@10"]
@@ -42,7 +39,7 @@ class Oracle:
         self.queue = [split.segment(s) for s in segments]
         self.calls = 0
 
-    def score(self, batch: Batch) -> np.ndarray:
+    def score(self, batch: Cases) -> np.ndarray:
         seg = self.queue.pop(0)
         self.calls += 1
         assert len(batch) == len(seg)
@@ -82,7 +79,7 @@ def test_oracle_is_perfect(split):
 
 
 def test_all_minus_inf_scores_zero_and_keeps_users(split):
-    def nothing(batch: Batch) -> np.ndarray:
+    def nothing(batch: Cases) -> np.ndarray:
         return np.full((len(batch), split.n_items), -np.inf, dtype=np.float32)
 
     res = evaluate(nothing, split, method="nothing", n_boot=50, max_users=400)
@@ -167,7 +164,7 @@ def test_context_items_are_never_recommended(split):
 
 
 def test_batch_context_matrix():
-    b = Batch(context=[np.array([2, 0]), np.array([], dtype=np.int64), np.array([1])],
+    b = Cases(context=[np.array([2, 0]), np.array([], dtype=np.int64), np.array([1])],
               country=np.array(["A", "B", "C"]), date=np.array([0, 0, 0]))
     assert len(b) == 3
     np.testing.assert_array_equal(b.context_matrix(4).toarray(), [[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]])
@@ -176,7 +173,7 @@ def test_batch_context_matrix():
 
 def test_batch_of_segment(tiny_split):
     seg = tiny_split.segment("k=1")
-    b = batch_of(seg)
+    b = seg.batch()
     assert len(b) == len(seg) == 3
     assert [c.tolist() for c in b.context] == [[1], [4], [0]]
     assert b.country.tolist() == ["France", "Germany", "United Kingdom"]
@@ -185,7 +182,7 @@ def test_batch_of_segment(tiny_split):
 # ------------------------------------------------------------------------------------------------
 # ILD
 # ------------------------------------------------------------------------------------------------
-def test_ild_from_similarity_matches_metrics():
+def test_ild_from_a_similarity_matrix_matches_ild_from_vectors():
     rng = np.random.default_rng(0)
     n_items, d, n_users, k = 60, 12, 40, 10
     vectors = rng.normal(size=(n_items, d))
@@ -196,7 +193,7 @@ def test_ild_from_similarity_matches_metrics():
     for u, length in enumerate([k, 7, 3, 2, 1, 0]):
         topk[u, length:] = -1
     expected = M.intra_list_diversity(topk, unit)
-    got = ild_from_similarity(topk, sim)
+    got = M.intra_list_diversity(topk, similarity=sim)
     assert got.shape == (n_users,)
     assert np.isnan(got[4]) and np.isnan(got[5])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
@@ -204,8 +201,8 @@ def test_ild_from_similarity_matches_metrics():
     np.testing.assert_allclose(got, M.intra_list_diversity(topk, vectors), rtol=1e-5, atol=1e-6, equal_nan=True)
     # two identical items -> 0, two orthogonal items -> 1
     eye = np.eye(3, dtype=np.float32)
-    np.testing.assert_allclose(ild_from_similarity(np.array([[0, 1, -1]]), eye), [1.0])
-    np.testing.assert_allclose(ild_from_similarity(np.array([[0, 1]]), np.ones((2, 2))), [0.0])
+    np.testing.assert_allclose(M.intra_list_diversity(np.array([[0, 1, -1]]), similarity=eye), [1.0])
+    np.testing.assert_allclose(M.intra_list_diversity(np.array([[0, 1]]), similarity=np.ones((2, 2))), [0.0])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -383,12 +380,11 @@ def test_read_leaderboard_missing_file(tmp_path):
 
 
 def test_run_info_names_the_machine_with_its_cpu_model(monkeypatch):
-    from coldstart.tools import speed as benchmark
-    from coldstart.evaluation import harness as E
+    from coldstart._internal import runinfo
 
-    monkeypatch.setattr(benchmark, "cpu_model", lambda: {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"})
-    info = E.run_info(model="m")
+    monkeypatch.setattr(runinfo, "cpu_model", lambda: {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"})
+    info = runinfo.run_info(model="m")
     assert info["machine"].startswith("AMD EPYC 7B13 (AVX2), ") and f"{os.cpu_count()} logical CPUs" in info["machine"]
     assert info["model"] == "m" and "tensorflow" in info["versions"]
-    monkeypatch.setattr(benchmark, "cpu_model", lambda: {})          # no /proc/cpuinfo: the short form
-    assert E.run_info()["machine"].split(",")[1].strip() == f"{os.cpu_count()} logical CPUs"
+    monkeypatch.setattr(runinfo, "cpu_model", lambda: {})          # no /proc/cpuinfo: the short form
+    assert runinfo.run_info()["machine"].split(",")[1].strip() == f"{os.cpu_count()} logical CPUs"

@@ -1,35 +1,25 @@
-"""The models of notebook 03: the notebook's cells are the package's code; each model behaves."""
+"""The models of notebook 03 behave (the notebook's cells are the package's code: tests/test_taught_cells.py)."""
 
-import inspect
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import coldstart
 from coldstart import training
-from coldstart.models import bert as models
-from coldstart.evaluation.harness import Batch
+from coldstart.data import Cases
+from coldstart.data.text import context_text
+from coldstart.models.baselines import ItemRegression
+from coldstart.models.bert import CrossEncoder, TwoTower
+from coldstart.models.retrieval import EncodedContextSimilarity, NewProductSlots, Retriever
 
 tf = coldstart.import_tensorflow()
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.mark.parametrize("cls", [models.CrossEncoder, models.TwoTower, models.NewProductSlots], ids=lambda c: c.__name__)
-def test_notebook_03_teaches_exactly_the_package_code(cls):
-    nb = nbformat.read(ROOT / "notebooks" / "03_bert_finetuning.ipynb", as_version=4)
-    source = inspect.getsource(cls).strip()
-    assert any(source in cell.source for cell in nb.cells if cell.cell_type == "code"), (
-        f"notebook 03's {cls.__name__} cell differs from coldstart/models.py: keep them identical")
 
 
 def test_item_regression_is_the_ridge_solution_with_zero_diagonal():
     rng = np.random.default_rng(0)
     X = sp.csr_matrix((rng.random((60, 6)) < 0.4).astype(np.float32))
     lam = 2.0
-    reg = models.ItemRegression(X, lam=lam)
+    reg = ItemRegression(X, lam=lam)
     assert np.allclose(np.diag(reg.B), 0)
     Xd = X.toarray().astype(np.float64)
     for j in range(6):   # column j: ridge regression of item j on the other items
@@ -37,7 +27,7 @@ def test_item_regression_is_the_ridge_solution_with_zero_diagonal():
         A = Xd[:, others]
         w = np.linalg.solve(A.T @ A + lam * np.eye(5), A.T @ Xd[:, j])
         assert np.allclose(reg.B[others, j], w, atol=1e-4)
-    batch = Batch(context=[np.array([0, 2]), np.array([], dtype=np.int64)], country=np.array(["UK", "UK"]),
+    batch = Cases(context=[np.array([0, 2]), np.array([], dtype=np.int64)], country=np.array(["UK", "UK"]),
                   date=np.array(["2011-01-01"] * 2, dtype="datetime64[ns]"))
     scores = reg.score(batch)
     assert np.allclose(scores[0], reg.B[0] + reg.B[2], atol=1e-6)   # x B: the sum of the context rows
@@ -48,7 +38,7 @@ def test_item_regression_dropout_is_a_ridge_with_a_popularity_scaled_penalty():
     rng = np.random.default_rng(1)
     X = sp.csr_matrix((rng.random((80, 6)) < 0.4).astype(np.float32))
     lam, p = 2.0, 0.5
-    reg = models.ItemRegression(X, lam=lam, dropout=p)
+    reg = ItemRegression(X, lam=lam, dropout=p)
     Xd = X.toarray().astype(np.float64)
     penalty = lam + p / (1 - p) * (Xd ** 2).sum(0)     # DLAE: lam + p/(1-p) x diag(X^T X), per item
     for j in range(6):
@@ -57,16 +47,16 @@ def test_item_regression_dropout_is_a_ridge_with_a_popularity_scaled_penalty():
         w = np.linalg.solve(A.T @ A + np.diag(penalty[others]), A.T @ Xd[:, j])
         assert np.allclose(reg.B[others, j], w, atol=1e-5)
     assert np.allclose(np.diag(reg.B), 0)
-    assert np.allclose(models.ItemRegression(X, lam=lam, dropout=0.0).B, models.ItemRegression(X, lam=lam).B)
-    assert not np.allclose(reg.B, models.ItemRegression(X, lam=lam).B, atol=1e-3)   # the penalty changes B
+    assert np.allclose(ItemRegression(X, lam=lam, dropout=0.0).B, ItemRegression(X, lam=lam).B)
+    assert not np.allclose(reg.B, ItemRegression(X, lam=lam).B, atol=1e-3)   # the penalty changes B
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="dropout"):
-            models.ItemRegression(X, lam=lam, dropout=bad)
+            ItemRegression(X, lam=lam, dropout=bad)
 
 
 def test_item_regression_cannot_score_never_bought_items():
     X = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32))
-    reg = models.ItemRegression(X, lam=1.0)
+    reg = ItemRegression(X, lam=1.0)
     assert np.allclose(reg.B[:, 2], 0) and np.allclose(reg.B[2], 0)
 
 
@@ -80,7 +70,7 @@ def _tiny_bert():
 
 def test_cross_encoder_gives_one_logit_per_pair_and_ignores_padding():
     _, clf = _tiny_bert()
-    model = models.CrossEncoder(clf)
+    model = CrossEncoder(clf)
     ids = np.array([[2, 5, 3, 6, 3, 0, 0], [2, 7, 3, 8, 3, 9, 3]], dtype=np.int32)
     tt = np.array([[0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1, 1]], dtype=np.int32)
     out = model({"input_ids": ids, "token_type_ids": tt})
@@ -92,7 +82,7 @@ def test_cross_encoder_gives_one_logit_per_pair_and_ignores_padding():
 def test_two_tower_masks_duplicate_positives_and_learns():
     body, _ = _tiny_bert()
     tf.keras.utils.set_random_seed(0)
-    model = models.TwoTower(body, temperature=0.1)
+    model = TwoTower(body, temperature=0.1)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     item = np.array([0, 1, 1, 2], dtype=np.int32)         # users 1 and 2 bought the same item
     batch = {"context_ids": np.array([[2, 10, 3], [2, 11, 3], [2, 11, 3], [2, 12, 3]], np.int32),
@@ -112,16 +102,18 @@ def test_training_step_is_traced_once_for_every_batch_shape(kind):
     ids = np.array([[2, 5, 3]], np.int32)
     if kind == "two-tower":
         body(input_ids=ids)                                # built, like a from_pretrained model
-        model = models.TwoTower(body, temperature=0.1)
+        model = TwoTower(body, temperature=0.1)
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
         x = {"context_ids": [[2, 5, 6, 3], [2, 7, 8, 9, 10, 3]] * 4, "item_ids": [[2, 5, 3], [2, 7, 3]] * 4,
              "item": np.arange(8, dtype=np.int32)}
         data = training.bucketed_dataset(x, np.array([len(c) for c in x["context_ids"]]), 2, boundaries=(5,))
     else:
         clf(input_ids=ids)
-        model = models.CrossEncoder(clf)
-        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
-        x = {"input_ids": [[2, 5, 3, 6, 3], [2, 7, 3, 8, 9, 10, 3]] * 4, "token_type_ids": [[0, 0, 0, 1, 1], [0] * 3 + [1] * 4] * 4}
+        model = CrossEncoder(clf)
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                      loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        x = {"input_ids": [[2, 5, 3, 6, 3], [2, 7, 3, 8, 9, 10, 3]] * 4,
+             "token_type_ids": [[0, 0, 0, 1, 1], [0] * 3 + [1] * 4] * 4}
         data = training.bucketed_dataset(x, np.array([len(c) for c in x["input_ids"]]), 2, boundaries=(5,),
                                                    labels=np.arange(8) % 2)
     assert len(model.optimizer.variables) > 1              # Adam's moments exist before any step
@@ -129,11 +121,11 @@ def test_training_step_is_traced_once_for_every_batch_shape(kind):
     assert model.train_function.experimental_get_tracing_count() == 1
 
 
-def test_text_id_recommender_combines_the_parts():
-    rec = models.TextIDRecommender(None, None, ["a", "b", "c"], np.eye(3, dtype=np.float32),
-                                   w_text=0.5, beta=0.1, is_new=np.array([0, 0, 1]))
-    rec._cache = {(0,): np.array([1.0, 0.0, 0.0], np.float32), (1, 2): np.array([0.0, 0.6, 0.8], np.float32)}
-    batch = Batch(context=[np.array([0]), np.array([1, 2])], country=np.array(["UK", "UK"]),
+def test_the_retrieval_recipe_combines_the_parts():
+    contexts = {(0,): np.array([1.0, 0.0, 0.0], np.float32), (1, 2): np.array([0.0, 0.6, 0.8], np.float32)}
+    text = EncodedContextSimilarity(None, None, ["a", "b", "c"], np.eye(3, dtype=np.float32), contexts=contexts)
+    rec = Retriever(text, w_text=0.5, beta=0.1, is_new=np.array([0, 0, 1]))
+    batch = Cases(context=[np.array([0]), np.array([1, 2])], country=np.array(["UK", "UK"]),
                   date=np.array(["2011-01-01"] * 2, dtype="datetime64[ns]"))
     assert np.allclose(rec.score(batch), [[0.5, 0.0, 0.1], [0.0, 0.3, 0.5]])
 
@@ -143,27 +135,27 @@ def test_text_id_recommender_combines_the_parts():
 
     rec.id_part = IDPart()
     assert np.allclose(rec.score(batch), [[2.5, 2.0, 2.1], [2.0, 2.3, 2.5]])
-    assert models.context_text(["x y", "z"], [1, 0]) == "z ; x y"
+    assert context_text(np.array(["x y", "z"])[[1, 0]]) == "z ; x y"
 
 
 class _Fixed:
-    def __init__(self, scores, text=None):
-        self.s, self.t = np.asarray(scores, float), None if text is None else np.asarray(text, float)
+    """A recommender (or text scorer) giving every case the same scores."""
+
+    def __init__(self, scores):
+        self.s = np.asarray(scores, float)
 
     def score(self, batch):
         return np.tile(self.s, (len(batch), 1))
-
-    def text_scores(self, batch):
-        return np.tile(self.t, (len(batch), 1))
 
 
 def test_new_product_slots_keep_the_top_and_place_the_closest_new_products_next():
     #               0    1    2    3    4    5    6    7
     base = _Fixed([9.0, 8.0, 7.0, 6.0, 0.0, 0.0, 5.0, 0.0])
-    text = _Fixed(None, [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.0, 0.7])
+    text = _Fixed([0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.0, 0.7])
     is_new = np.array([0, 0, 0, 0, 1, 1, 0, 1], bool)
-    slots = models.NewProductSlots(base, text, is_new, first=2, n=2)
-    batch = Batch(context=[np.array([1])], country=np.array(["UK"]), date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
+    slots = NewProductSlots(base, text, is_new, first=2, n=2)
+    batch = Cases(context=[np.array([1])], country=np.array(["UK"]),
+                  date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
     scores = slots.score(batch)[0]
     order = [int(i) for i in np.argsort(-scores, kind="stable") if np.isfinite(scores[i])]
     # item 1 is the context: gone; top 2 by base: 0, 2; then new items by text: 5, 7; then the rest by base
@@ -174,7 +166,8 @@ def test_new_product_slots_keep_the_top_and_place_the_closest_new_products_next(
 
 def test_new_product_slots_with_no_new_products_keep_the_base_order():
     base = _Fixed([3.0, 1.0, 2.0])
-    text = _Fixed(None, [0.0, 1.0, 0.5])
-    slots = models.NewProductSlots(base, text, np.zeros(3, bool), first=1, n=5)
-    batch = Batch(context=[np.array([], dtype=np.int64)], country=np.array(["UK"]), date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
+    text = _Fixed([0.0, 1.0, 0.5])
+    slots = NewProductSlots(base, text, np.zeros(3, bool), first=1, n=5)
+    batch = Cases(context=[np.array([], dtype=np.int64)], country=np.array(["UK"]),
+                  date=np.array(["2011-10-01"], dtype="datetime64[ns]"))
     assert list(np.argsort(-slots.score(batch)[0])) == [0, 2, 1]

@@ -23,10 +23,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import models_folder, real_data_file
 
 from coldstart.data import retail as data
 from coldstart.tools import fetch
-from conftest import models_folder, real_data_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

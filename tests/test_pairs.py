@@ -13,7 +13,8 @@ def test_tiny_examples_follow_invoice_order_and_customer_history(tiny_split):
     # training invoices with >= 2 items: customer 1 (10001 10002 10003), customer 2 (six items)
     assert len(ex) == 2
     for ctx, tgt in zip(ex.context, ex.targets):
-        basket = ["10001", "10002", "10003"] if len(ctx) + len(tgt) == 3 else ["10001", "10003", "10004", "10005", "10006", "10007"]
+        basket = (["10001", "10002", "10003"] if len(ctx) + len(tgt) == 3
+                  else ["10001", "10003", "10004", "10005", "10006", "10007"])
         k = len(ctx)
         assert 1 <= k <= len(basket) - 1
         assert [ids[i] for i in ctx] == basket[:k]            # the first k items, in line order
@@ -48,8 +49,9 @@ def test_first_invoice_only_gives_one_example_per_customer(valid_split):
 
 
 def test_ctr_pairs_labels_and_negatives():
-    ex = pairs.Examples([np.array([0]), np.array([1, 2])], [np.array([3, 4]), np.array([5])],
-                        np.array(["UK", "UK"], dtype=object), np.array(["2011-01-01", "2011-01-02"], dtype="datetime64[ns]"))
+    ex = pairs.Examples(context=[np.array([0]), np.array([1, 2])], targets=[np.array([3, 4]), np.array([5])],
+                        country=np.array(["UK", "UK"], dtype=object),
+                        date=np.array(["2011-01-01", "2011-01-02"], dtype="datetime64[ns]"))
     frame = pairs.ctr_pairs(ex, n_items=50, negatives=3, seed=0)
     assert list(frame.columns) == ["example", "context", "candidate", "label"]
     assert frame.groupby("example")["label"].agg(["sum", "size"]).values.tolist() == [[1, 4], [1, 4]]
@@ -64,8 +66,9 @@ def test_ctr_pairs_labels_and_negatives():
 
 
 def test_popularity_weighted_negatives_prefer_popular_items():
-    ex = pairs.Examples([np.array([0])] * 400, [np.array([1])] * 400, np.array(["UK"] * 400, dtype=object),
-                        np.array(["2011-01-01"] * 400, dtype="datetime64[ns]"))
+    ex = pairs.Examples(context=[np.array([0])] * 400, targets=[np.array([1])] * 400,
+                        country=np.array(["UK"] * 400, dtype=object),
+                        date=np.array(["2011-01-01"] * 400, dtype="datetime64[ns]"))
     pop = np.ones(10)
     pop[9] = 1000.0
     neg = pairs.ctr_pairs(ex, 10, negatives=1, seed=0, popularity=pop).query("label == 0")["candidate"]
@@ -75,8 +78,9 @@ def test_popularity_weighted_negatives_prefer_popular_items():
 
 
 def test_positive_pairs_draws_from_targets():
-    ex = pairs.Examples([np.array([0])] * 3, [np.array([4, 5]), np.array([6]), np.array([7, 8, 9])],
-                        np.array(["UK"] * 3, dtype=object), np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
+    ex = pairs.Examples(context=[np.array([0])] * 3, targets=[np.array([4, 5]), np.array([6]), np.array([7, 8, 9])],
+                        country=np.array(["UK"] * 3, dtype=object),
+                        date=np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
     ctx, pos = pairs.positive_pairs(ex, seed=0)
     assert pos[0] in (4, 5) and pos[1] == 6 and pos[2] in (7, 8, 9)
 
@@ -91,9 +95,10 @@ class _WordTokenizer:
 
 def test_tokenized_tower_pairs_draw_join_and_truncate():
     texts = ["red cake stand", "tea cup", "zinc heart", "paper chain kit", "a b c d e f g h"]
-    ex = pairs.Examples([np.array([0, 1]), np.array([2]), np.array([4, 0, 1])],
-                        [np.array([3]), np.array([1]), np.array([2])],
-                        np.array(["UK"] * 3, dtype=object), np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
+    ex = pairs.Examples(context=[np.array([0, 1]), np.array([2]), np.array([4, 0, 1])],
+                        targets=[np.array([3]), np.array([1]), np.array([2])],
+                        country=np.array(["UK"] * 3, dtype=object),
+                        date=np.array(["2011-01-01"] * 3, dtype="datetime64[ns]"))
     got = pairs.tokenized_tower_pairs(ex, texts, _WordTokenizer(), n=10, seed=0, context_len=6, item_len=2)
     assert len(got["item"]) == 3 and got["item"].dtype == np.int32        # n larger than the examples: all of them
     by_item = {int(i): (c, v) for i, c, v in zip(got["item"], got["context_ids"], got["item_ids"])}
@@ -107,7 +112,7 @@ def test_tokenized_tower_pairs_draw_join_and_truncate():
 
 
 def test_tokenized_tower_pairs_rejects_empty_draw():
-    ex = pairs.Examples([np.array([0])], [np.array([1])], np.array(["UK"], dtype=object),
-                        np.array(["2011-01-01"], dtype="datetime64[ns]"))
+    ex = pairs.Examples(context=[np.array([0])], targets=[np.array([1])], country=np.array(["UK"], dtype=object),
+                        date=np.array(["2011-01-01"], dtype="datetime64[ns]"))
     with pytest.raises(ValueError, match="at least 1"):
         pairs.tokenized_tower_pairs(ex, ["a", "b"], _WordTokenizer(), n=0)

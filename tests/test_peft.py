@@ -1,4 +1,4 @@
-"""Adapters and LoRA on the transformers TensorFlow BERT classes (coldstart.peft).
+"""Adapters and LoRA on the transformers TensorFlow BERT classes (coldstart.models.peft).
 
 Most tests use a tiny random BERT saved once per session, so a "pretrained" base can be loaded
 twice with identical weights; one test checks the parameter shares on the real all-MiniLM-L6-v2.
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import models_folder
 
 import coldstart
 from coldstart.models import peft
 from coldstart.models.bert import CrossEncoder, TwoTower
-
-from conftest import models_folder
+from coldstart.tools import peft_memory
 
 tf = coldstart.import_tensorflow()
 pytestmark = pytest.mark.slow
@@ -98,9 +98,10 @@ def test_adapters_and_lora_leave_outputs_unchanged_at_init(base_dir):
 def test_adapters_sit_after_both_output_projections_of_every_layer(base_dir):
     model = load(base_dir)
     layers = model.bert.encoder.layer
-    originals = [(l.attention.dense_output.dense, l.bert_output.dense) for l in layers]
+    originals = [(layer.attention.dense_output.dense, layer.bert_output.dense) for layer in layers]
     peft.add_adapters(model, size=4)
-    assert list(peft.peft_layers(model)) == [f"layer.{i}.adapter.{s}" for i in range(LAYERS) for s in ("attention", "ffn")]
+    assert list(peft.peft_layers(model)) == [f"layer.{i}.adapter.{s}" for i in range(LAYERS)
+                                             for s in ("attention", "ffn")]
     for layer, (att, ffn) in zip(layers, originals):
         assert isinstance(layer.attention.dense_output.dense, peft.Adapter)
         assert layer.attention.dense_output.dense.base is att     # wraps the pretrained projection itself
@@ -145,7 +146,10 @@ def test_freeze_base_leaves_only_new_weights_and_optionally_layernorm(base_dir):
     model = peft.add_lora(peft.add_adapters(load(base_dir), size=4), rank=2)
     model = TwoTower(model).encoder   # freezing works through a wrapping Keras model too
     peft.freeze_base(model)
-    ids = lambda vs: {id(v) for v in vs}
+
+    def ids(variables):
+        return {id(v) for v in variables}
+
     assert ids(model.trainable_weights) == ids(peft.new_weights(model).values())
     report = peft.trainable_report(model)
     assert report["trainable"] == report["new"] and 0 < report["trainable_percent"] < 100
@@ -311,17 +315,17 @@ def test_adapter_set_copies_and_saves_named_adapters(base_dir, tmp_path):
 
 
 def test_measure_training_reports_step_time_and_memory(base_dir):
-    result = peft.measure_training("adapter", model_name=str(base_dir), batch_size=4, seq_len=6, steps=2, size=4)
+    result = peft_memory.measure_training("adapter", model_name=str(base_dir), batch_size=4, seq_len=6, steps=2, size=4)
     assert result["kind"] == "adapter" and result["step_seconds"] > 0
     assert result["peak_rss_mb"] >= result["rss_before_training_mb"] > 50
     assert result["peak_reset"] is True                          # Linux: the peak of training alone
     assert result["trainable"] == result["new"] == LAYERS * 2 * (HIDDEN * 4 + 4 + 4 * HIDDEN + HIDDEN)
     with pytest.raises(ValueError, match="kind must be"):
-        peft.measure_training("prefix", model_name=str(base_dir), steps=1)
+        peft_memory.measure_training("prefix", model_name=str(base_dir), steps=1)
 
 
 def test_measure_methods_gives_each_method_its_own_process(base_dir):
-    results = peft.measure_methods(("full", "lora"), model_name=str(base_dir), batch_size=4, seq_len=6, steps=2,
+    results = peft_memory.measure_methods(("full", "lora"), model_name=str(base_dir), batch_size=4, seq_len=6, steps=2,
                                    rank=2, overlap=True)
     assert [r["kind"] for r in results] == ["full", "lora"]
     full, lora = results
@@ -335,9 +339,9 @@ def test_measure_methods_reports_a_failing_or_slow_child_and_leaves_no_process(t
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(RuntimeError, match="(?s)measuring adapter failed .exit 1.*no-such-model. does not exist"):
-        peft.measure_methods(("adapter",), model_name=str(tmp_path / "no-such-model"), steps=1, overlap=False)
+        peft_memory.measure_methods(("adapter",), model_name=str(tmp_path / "no-such-model"), steps=1, overlap=False)
     with pytest.raises(RuntimeError, match="measuring full timed out"):
-        peft.measure_methods(("full", "adapter"), model_name=str(base_dir), steps=1, timeout=1)
+        peft_memory.measure_methods(("full", "adapter"), model_name=str(base_dir), steps=1, timeout=1)
     assert {p.pid for p in psutil.Process().children(recursive=True)} == before
 
 

@@ -3,10 +3,8 @@ phases of the course (download, encoding, training, evaluation) all go through i
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 
-import numpy as np
 import pytest
 
 from coldstart._internal import progress
@@ -62,8 +60,8 @@ def test_quiet_unknown_length(quiet, capsys):
 def test_long_phases_use_the_progress_helpers():
     """Encoding, evaluation and fetching call the helpers (training: keras_verbose, checked in notebooks)."""
     from coldstart.data import retail as data
-    from coldstart.models import encoders
     from coldstart.evaluation import harness as evaluate
+    from coldstart.models import encoders
     from coldstart.tools import fetch
 
     assert "progress_bar(" in inspect.getsource(encoders.encode)
@@ -94,8 +92,8 @@ def test_download_has_no_bar_when_quiet(quiet, tmp_path, monkeypatch):
 
 
 def test_evaluation_is_quiet_under_ci(quiet, tiny_split, capsys):
-    from coldstart.models.baselines import Popularity
     from coldstart.evaluation.harness import evaluate
+    from coldstart.models.baselines import Popularity
 
     evaluate(Popularity(tiny_split), tiny_split, n_boot=0)
     assert capsys.readouterr().out == ""
@@ -120,9 +118,9 @@ def test_notebooks_train_with_keras_verbose():
     """Every Keras ``fit`` (one with ``epochs``) in a notebook passes ``verbose=...keras_verbose()``:
     a bar interactively, one line per epoch under CI and nbval."""
     import nbformat
+    from conftest import REPO
 
     from coldstart.tools import course
-    from conftest import REPO
 
     fits = 0
     for path in course.notebooks(REPO):

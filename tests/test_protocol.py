@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CUTOFF
 
 from coldstart.data import protocol
-from coldstart.data.protocol import ColdStartSplit, make_split, make_validation_split
-
-from conftest import TINY_CUTOFF
+from coldstart.data.protocol import ColdStartSplit, make_split
 
 # ------------------------------------------------------------------------------------------------
 # The tiny table (see conftest.py): expected cases, {user: (context in click order, set of targets)}
@@ -321,7 +320,8 @@ def test_validation_split_uses_only_rows_before_test_cutoff(valid_split, clean):
     window = before[before["date"] >= valid_cutoff]
     pairs = set(zip(window["customer"], window["item"]))
     for col in ("context", "targets"):
-        assert all((u, i) in pairs for u, items in zip(valid_split.cases["user"], valid_split.cases[col]) for i in items)
+        assert all((u, i) in pairs for u, items in zip(valid_split.cases["user"], valid_split.cases[col])
+                   for i in items)
     # new users are first seen (in the whole table) in [2011-07-01, 2011-09-01)
     first_seen = clean.groupby("customer")["date"].min()
     new = valid_split.cases.loc[valid_split.cases["segment"] != "warm", "user"].unique()

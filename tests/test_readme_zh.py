@@ -48,7 +48,8 @@ def test_every_english_section_has_a_chinese_one(en, zh):
     assert not missing, f"README.zh-CN.md lacks a section for {missing}: add '## <中文标题>（<English title>）'"
     for english, heading in named.items():
         assert CJK.search(heading), f"{heading!r} has no Chinese title"
-        assert len(CJK.findall(zh_sections[heading])) >= 10 or english in ("Glossary",), f"{heading!r} is not translated"
+        assert len(CJK.findall(zh_sections[heading])) >= 10 or english in ("Glossary",), (
+            f"{heading!r} is not translated")
 
 
 def test_data_numbers_are_the_english_ones(en, zh):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import real_data_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +38,9 @@ def test_set_seed_seeds_python_numpy_tensorflow_and_op_determinism():
     import random
 
     import numpy as np
+    from tensorflow.python.framework import config as tf_config
 
     import coldstart
-    from tensorflow.python.framework import config as tf_config
 
     tf = coldstart.import_tensorflow()
     draws = []

@@ -6,19 +6,18 @@ marked slow load all-MiniLM-L6-v2 and the real catalog.
 """
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import models_folder
 
 import coldstart
 from coldstart import serving
-from coldstart.models.baselines import CountryPopularity, basket_matrix
-from coldstart.evaluation.harness import Batch
-from coldstart.models.bert import ItemRegression
-
-from conftest import models_folder
+from coldstart.data import Cases
+from coldstart.models.baselines import CountryPopularity, ItemRegression, basket_matrix
+from coldstart.models.retrieval import Recipe
+from coldstart.tools.latency import measure_latency
 
 tf = coldstart.import_tensorflow()
 MINILM = models_folder() / "all-MiniLM-L6-v2"
@@ -47,12 +46,12 @@ def tiny_bert(tokenizer):
 
 @pytest.fixture
 def rec(tiny_split, tokenizer, tiny_bert):
-    return serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=0.5, beta=0.01, lam=1.0),
+    return serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=0.5, beta=0.01, lam=1.0),
                                           progress=False)
 
 
 def _cos_scores(rec, clicks, query_vec=None):
-    vecs = [rec.index[rec._pos[c]] for c in clicks] + ([query_vec] if query_vec is not None else [])
+    vecs = [rec.index[rec.position(c)] for c in clicks] + ([query_vec] if query_vec is not None else [])
     u = np.mean(vecs, axis=0)
     return rec.index @ (u / np.linalg.norm(u))
 
@@ -62,7 +61,7 @@ def test_click_scores_are_the_recipe_computed_by_hand(rec, tiny_split):
     clicks = ["10001", "10003"]
     out = rec.recommend(clicks, k=10)
     B = ItemRegression(basket_matrix(tiny_split), lam=1.0).B
-    pos = [rec._pos[c] for c in clicks]
+    pos = [rec.position(c) for c in clicks]
     expected = 0.5 * _cos_scores(rec, clicks) + B[pos].sum(axis=0) + 0.01 * rec.is_new   # x B: the sum of rows
     expected[pos] = -np.inf
     order = np.argsort(-expected, kind="stable")[:8]   # 10 items, 2 clicked
@@ -134,17 +133,17 @@ def test_query_and_clicks_are_averaged_and_the_reason_names_the_top_contributor(
     q = rec.encode_query("zinc heart")
     out = rec.recommend(["10001"], query_text=q, k=8)
     expected = 0.5 * _cos_scores(rec, ["10001"], q.vector) + 0.01 * rec.is_new
-    expected += rec.id_matrix[rec._pos["10001"]]
-    assert np.allclose(out["score"], [expected[rec._pos[i]] for i in out["item_id"]], atol=1e-5)
+    expected += rec.id_matrix[rec.position("10001")]
+    assert np.allclose(out["score"], [expected[rec.position(i)] for i in out["item_id"]], atol=1e-5)
     allowed = {'searched "zinc"', 'searched "heart"', 'similar to "red retrospot cake stand"',
                'bought with "red retrospot cake stand"'}
     assert {r.replace(" · new product", "") for r in out["reason"]} <= allowed
     # the reason is the largest contribution: check one item by hand
-    top = rec._pos[out["item_id"].iloc[0]]
+    top = rec.position(out["item_id"].iloc[0])
     v = rec.index[top]
-    u_raw = (rec.index[rec._pos["10001"]] + q.vector) / 2
+    u_raw = (rec.index[rec.position("10001")] + q.vector) / 2
     denom = 2 * np.linalg.norm(u_raw)
-    click = 0.5 * rec.index[rec._pos["10001"]] @ v / denom + rec.id_matrix[rec._pos["10001"], top]
+    click = 0.5 * rec.index[rec.position("10001")] @ v / denom + rec.id_matrix[rec.position("10001"), top]
     words = 0.5 * q.word_parts @ v / denom
     if click >= words.max():
         assert out["reason"].iloc[0].split(" · ")[0].endswith('"red retrospot cake stand"')
@@ -153,7 +152,7 @@ def test_query_and_clicks_are_averaged_and_the_reason_names_the_top_contributor(
 
 
 def test_reason_says_bought_with_when_the_id_part_dominates(tiny_split, tokenizer, tiny_bert):
-    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=1e-6, lam=1.0), progress=False)
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=1e-6, lam=1.0), progress=False)
     out = rec.recommend(["10001"], k=3)
     assert out["reason"].iloc[0] == 'bought with "red retrospot cake stand"'
     assert "new product" not in " ".join(out["reason"])   # beta = 0: no bias, no label
@@ -172,7 +171,8 @@ def test_very_long_query_is_truncated_and_says_so(rec, tokenizer):
 def test_non_ascii_text_is_encoded_like_its_ascii_form(rec):
     accented = rec.encode_query("Décoration de Noël ❄ 圣诞")
     assert np.isfinite(accented.vector).all() and abs(np.linalg.norm(accented.vector) - 1) < 1e-5
-    assert np.allclose(rec.encode_query("Décoration Noël").vector, rec.encode_query("decoration noel").vector, atol=1e-6)
+    assert np.allclose(rec.encode_query("Décoration Noël").vector, rec.encode_query("decoration noel").vector,
+                       atol=1e-6)
     out = rec.recommend(query_text="Décoration de Noël ❄ 圣诞", k=4)
     assert len(out) == 4 and np.isfinite(out["score"]).all()
     ids = rec.add_items(["Boîte à thé «Noël»"], ["ÉTÉ-1"])
@@ -196,7 +196,7 @@ def test_added_items_enter_the_index_and_are_recommended(rec, tokenizer, tiny_be
     clicked = rec.recommend(["new-2"], k=rec.n_items)
     assert "new-2" not in set(clicked["item_id"]) and clicked.attrs["unknown_items"] == []
     expected = 0.5 * _cos_scores(rec, ["new-2"]) + 0.01 * rec.is_new
-    assert np.allclose(clicked["score"], [expected[rec._pos[i]] for i in clicked["item_id"]], atol=1e-5)
+    assert np.allclose(clicked["score"], [expected[rec.position(i)] for i in clicked["item_id"]], atol=1e-5)
     assert rec.add_items(["sequin bag"]) == ["new-3"]
 
 
@@ -215,16 +215,16 @@ def test_add_items_rejects_bad_input_and_changes_nothing(rec, texts, ids, match)
 
 # -- batch scoring -----------------------------------------------------------------------------------
 def test_batch_scores_equal_single_recommendations(rec, tiny_split):
-    from coldstart.evaluation import harness as E
+    from coldstart import evaluation as E
 
     ctx = [np.array([0, 2]), np.array([4]), np.array([], dtype=np.int64)]
-    batch = Batch(context=ctx, country=np.array(["France", "United Kingdom", "France"]),
+    batch = Cases(context=ctx, country=np.array(["France", "United Kingdom", "France"]),
                   date=np.array(["2011-03-01"] * 3, dtype="datetime64[ns]"))
     scores = rec.score(batch)
     assert scores.shape == (3, rec.n_items)
     for row, c in enumerate(ctx):
         out = rec.recommend([rec.item_ids[i] for i in c], country=batch.country[row], k=5)
-        assert np.allclose(scores[row, [rec._pos[i] for i in out["item_id"]]], out["score"], atol=1e-5)
+        assert np.allclose(scores[row, [rec.position(i) for i in out["item_id"]]], out["score"], atol=1e-5)
     result = E.evaluate(rec, tiny_split, n_boot=0)
     ndcg = result.pivot("ndcg@10")
     assert set(ndcg.index) == {"k=1", "k=3", "k=5", "cold-items", "warm"} and ((ndcg >= 0) & (ndcg <= 1)).all()
@@ -238,8 +238,8 @@ def test_save_and_load_give_identical_recommendations(rec, tmp_path):
                                                  "popularity.npz", "serving.json"}
     assert [p.name for p in tmp_path.iterdir()] == ["recommender"]   # no temporary folder left
     meta = json.loads((folder / "serving.json").read_text())
-    assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {"w_text": 0.5, "beta": 0.01, "lam": 1.0,
-                                                                                             "dropout": 0.0, "customers": False}
+    assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {
+        "w_text": 0.5, "beta": 0.01, "lam": 1.0, "dropout": 0.0, "customers": False}
     back = serving.Recommender.load(folder)
     assert back.item_ids == rec.item_ids and np.array_equal(back.index, rec.index)
     for kwargs in [dict(clicked_items=["10001", "NEW-1"]), dict(query_text="zinc heart", clicked_items=["10003"]),
@@ -271,13 +271,13 @@ def test_load_names_what_is_missing(tmp_path):
 
 
 def test_recipe_is_read_from_retriever_json(tmp_path):
-    assert serving.read_recipe(tmp_path / "missing.json") is None
+    assert Recipe.read(tmp_path / "missing.json") is None
     (tmp_path / "r.json").write_text(json.dumps({"w": 0.1, "beta": 0.005, "lam": 1000, "val_ndcg": 0.2}))
-    assert serving.read_recipe(tmp_path / "r.json") == serving.Recipe(w_text=0.1, beta=0.005, lam=1000.0)
+    assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.1, beta=0.005, lam=1000.0)
     (tmp_path / "r.json").write_text(json.dumps({"recipe": {"w_text": 0.2, "beta": 0.0}}))
-    assert serving.read_recipe(tmp_path / "r.json") == serving.Recipe(w_text=0.2, beta=0.0, lam=None)
+    assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.2, beta=0.0, lam=None)
     with pytest.raises(ValueError, match="unknown recipe keys"):
-        serving.Recipe.from_dict({"w_txt": 1})
+        Recipe.from_dict({"w_txt": 1})
 
 
 def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, tiny_bert, tmp_path, monkeypatch):
@@ -289,8 +289,9 @@ def test_for_profile_uses_the_checkpoint_and_its_recipe(tiny_split, tokenizer, t
     (tmp_path / "retriever.json").write_text(json.dumps({"w_text": 0.3, "beta": 0.02, "lam": 2.0, "dropout": 0.5,
                                                          "customers": True}))
     rec, message = serving.for_profile(tiny_split, "smoke", progress=False)
-    assert rec.recipe == serving.Recipe(w_text=0.3, beta=0.02, lam=2.0, dropout=0.5, customers=True)
-    expected = ItemRegression(basket_matrix(tiny_split, customers=True), lam=2.0, dropout=0.5).B   # the ID part as notebook 03 fits it
+    assert rec.recipe == Recipe(w_text=0.3, beta=0.02, lam=2.0, dropout=0.5, customers=True)
+    # the ID part as notebook 03 fits it
+    expected = ItemRegression(basket_matrix(tiny_split, customers=True), lam=2.0, dropout=0.5).B
     assert rec.id_matrix.shape == (10, 10) and np.allclose(rec.id_matrix, expected, atol=1e-6)
     assert not np.allclose(expected, ItemRegression(basket_matrix(tiny_split), lam=2.0).B, atol=1e-4)
     assert message.startswith("fine-tuned two-tower from") and "recipe from" in message
@@ -348,12 +349,13 @@ def test_real_model_ranks_an_added_product_first_for_its_own_text(real_rec):
     assert out["item_id"].iloc[0] == "NEW-BAUBLE" and out["score"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     xmas = real_rec.recommend(query_text="vintage christmas decorations", k=10)
     assert sum("christmas" in t for t in xmas["text"]) >= 5
-    assert {r.split(" · ")[0] for r in xmas["reason"]} <= {'searched "vintage"', 'searched "christmas"', 'searched "decorations"'}
+    assert ({r.split(" · ")[0] for r in xmas["reason"]}
+            <= {'searched "vintage"', 'searched "christmas"', 'searched "decorations"'})
 
 
 @pytest.mark.slow
 def test_measure_latency_reports_percentiles_of_real_sessions(real_rec, split):
-    lat = serving.measure_latency(real_rec, split, n_users=5, n_queries=5, warmup=2, batch_users=50, batch_size=25)
+    lat = measure_latency(real_rec, split, n_users=5, n_queries=5, warmup=2, batch_users=50, batch_size=25)
     assert lat["n_clicks"] == 25 and lat["n_queries"] == 5 and lat["batch_users"] == 50
     assert 0 < lat["click_p50_ms"] <= lat["click_p95_ms"] and 0 < lat["query_p50_ms"] <= lat["query_p95_ms"]
     assert lat["click_p95_ms"] == pytest.approx(np.percentile(lat["click_ms"], 95)) and lat["batch_users_per_s"] > 0
@@ -361,7 +363,7 @@ def test_measure_latency_reports_percentiles_of_real_sessions(real_rec, split):
 
 def test_encoded_context_variant_agrees_on_one_click_and_differs_on_several(rec):
     variant = serving.encoded_context_recommender(rec)
-    one = Batch(context=[np.array([3]), np.array([0, 2, 4])], country=np.array(["France"] * 2),
+    one = Cases(context=[np.array([3]), np.array([0, 2, 4])], country=np.array(["France"] * 2),
                 date=np.array(["2011-03-01"] * 2, dtype="datetime64[ns]"))
     a, b = rec.score(one), variant.score(one)
     assert np.allclose(a[0], b[0], atol=1e-5)       # one short item text: the same vector either way
@@ -378,8 +380,9 @@ def test_latency_figure_marks_each_path():
                                     targets={"click": 10, "query": 50})
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[0].startswith("click: p50 1.3 ms") and labels[1].startswith("query: p50 22.0 ms")
-    assert sorted(round(l.get_xdata()[0], 2) for l in ax.lines) == sorted(
-        [round(float(np.percentile([1.0, 1.2, 1.4, 5.0], 95)), 2), 10, round(float(np.percentile([20.0, 22.0, 30.0], 95)), 2), 50])
+    assert sorted(round(line.get_xdata()[0], 2) for line in ax.lines) == sorted(
+        [round(float(np.percentile([1.0, 1.2, 1.4, 5.0], 95)), 2), 10,
+         round(float(np.percentile([20.0, 22.0, 30.0], 95)), 2), 50])
 
 
 def test_a_request_runs_on_one_blas_thread_and_restores_the_setting(rec, monkeypatch):
@@ -401,8 +404,8 @@ def test_a_request_runs_on_one_blas_thread_and_restores_the_setting(rec, monkeyp
 
 def test_the_served_id_part_is_item_regression_score(tiny_split, tokenizer, tiny_bert):
     # a guard: if ItemRegression changes how it scores a context, serving must follow
-    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, serving.Recipe(w_text=0.0, lam=1.0), progress=False)
-    batch = Batch(context=[np.array([0, 2, 4]), np.array([1])], country=np.array(["France", "France"]),
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=0.0, lam=1.0), progress=False)
+    batch = Cases(context=[np.array([0, 2, 4]), np.array([1])], country=np.array(["France", "France"]),
                   date=np.array(["2011-03-01"] * 2, dtype="datetime64[ns]"))
     expected = ItemRegression(basket_matrix(tiny_split), lam=1.0).score(batch)
     assert np.allclose(rec.score(batch), expected, atol=1e-6)

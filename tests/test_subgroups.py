@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coldstart.data import subgroups as G
+from coldstart.data.subgroups import UK
 from coldstart.evaluation import harness as E
 from coldstart.evaluation import metrics as M
-from coldstart.data import subgroups as G
 from coldstart.models.baselines import ItemKNN, Popularity
-from coldstart.data.subgroups import UK
 
 
 def _users(split, segment):
@@ -224,7 +224,8 @@ def test_report_table_leaves_out_rows_of_group_segments():
     from coldstart.tools import report
 
     rows = []
-    for method, segment in [("knn", "k=1"), ("knn (uk-only)", "market=non-UK k=1"), ("knn (uk-only)", "season=Nov-Dec k=1")]:
+    for method, segment in [("knn", "k=1"), ("knn (uk-only)", "market=non-UK k=1"),
+                            ("knn (uk-only)", "season=Nov-Dec k=1")]:
         rows.append(dict(method=method, kind="baseline", profile="cpu", protocol="coldstart", segment=segment,
                          metric="ndcg@10", value=0.1, ci_low=0.05, ci_high=0.15))
     table = report.markdown_table(pd.DataFrame(rows))
@@ -243,7 +244,8 @@ def test_real_markets_and_seasons(split):
         uk, G.case_group(uk, "market=UK", countries=[UK]), G.case_group(uk, "market=non-UK", exclude=[UK]),
         G.case_group(uk, "season=Sep-Oct", end="2011-11-01"), G.case_group(uk, "season=Nov-Dec", start="2011-11-01"))
     sizes = G.group_sizes(grouped)
-    assert sizes["k=1"].to_dict() == {"market=UK": 908, "market=non-UK": 89, "season=Sep-Oct": 645, "season=Nov-Dec": 352}
+    assert sizes["k=1"].to_dict() == {"market=UK": 908, "market=non-UK": 89, "season=Sep-Oct": 645,
+                                      "season=Nov-Dec": 352}
     assert sizes.loc["market=UK"].sum() + sizes.loc["market=non-UK"].sum() == \
         sizes.loc["season=Sep-Oct"].sum() + sizes.loc["season=Nov-Dec"].sum()
     # every new user is new in every market: none of them has a training row, restricted or not

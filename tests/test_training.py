@@ -11,6 +11,7 @@ import pytest
 
 import coldstart
 from coldstart import training
+from coldstart.models.encoders import padded_batches
 
 tf = coldstart.import_tensorflow()
 
@@ -98,7 +99,8 @@ def test_length_grouped_batches_sort_within_windows_and_pad_less_than_buckets():
 def test_length_grouped_batches_unshuffled_keep_each_window_in_length_order():
     lengths = np.array([5, 1, 4, 2, 3, 9, 7, 8, 6])
     data = {"ids": [[5] * n for n in lengths], "row": np.arange(9, dtype=np.int32)}
-    got = [b["row"].numpy().tolist() for b in training.bucketed_dataset(data, lengths, 2, shuffle=False, group_window=2)]
+    got = [b["row"].numpy().tolist()
+           for b in training.bucketed_dataset(data, lengths, 2, shuffle=False, group_window=2)]
     # windows of 2 batches (4 examples) in input order, each sorted by length; the last window is the 9th alone
     assert got == [[1, 3], [2, 0], [4, 6], [7, 5], [8]]
 
@@ -124,7 +126,7 @@ def test_warmup_schedule_rejects_bad_arguments(peak, steps):
 def test_padded_batches_cover_everything_once():
     seqs = [[1] * n for n in (3, 1, 4, 1, 5)]
     got = []
-    for idx, ids, mask in training.padded_batches(seqs, 2, np.argsort([3, 1, 4, 1, 5])):
+    for idx, ids, mask in padded_batches(seqs, 2, np.argsort([3, 1, 4, 1, 5])):
         assert ids.shape == mask.shape and ids.shape[1] == max(len(seqs[i]) for i in idx)
         assert (mask.sum(axis=1) == [len(seqs[i]) for i in idx]).all()
         got += list(idx)
@@ -243,14 +245,16 @@ def test_two_tower_trains_under_mirrored_strategy_on_two_logical_cpus():
         with strategy.scope():
             body = TFBertModel(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                           intermediate_size=32, max_position_embeddings=16))
-            body(input_ids=np.array([[1, 2]], np.int32))   # built, like a from_pretrained model: compile makes Adam's state
+            # built, like a from_pretrained model: compile makes Adam's state
+            body(input_ids=np.array([[1, 2]], np.int32))
             model = TwoTower(body, temperature=0.1)
             model.compile(optimizer=training.FusedAdam(1e-2))   # the course's optimizer
         n = 128
         item = np.arange(n) % 8
         ctx = np.stack([np.full(n, 1), 10 + item, 20 + item, np.full(n, 2)], axis=1).astype(np.int32)
         its = np.stack([np.full(n, 1), 10 + item, np.full(n, 2)], axis=1).astype(np.int32)
-        ds = tf.data.Dataset.from_tensor_slices({"context_ids": ctx, "item_ids": its, "item": item.astype(np.int32)}).batch(16)
+        pairs = {"context_ids": ctx, "item_ids": its, "item": item.astype(np.int32)}
+        ds = tf.data.Dataset.from_tensor_slices(pairs).batch(16)
         hist = model.fit(ds, epochs=6, verbose=0)
         var = model.trainable_variables[0]
         local = [v.numpy() for v in strategy.experimental_local_results(var)]

@@ -150,7 +150,8 @@ def test_installed_versions_reads_tensorflow_variants(monkeypatch):
 
     monkeypatch.setattr(_versions.metadata, "version", version)
     found = installed_versions()
-    assert found == {"tensorflow": "2.20.0", "tf-keras": "2.20.1", "transformers": "4.50.0", "torch": None, "keras": None}
+    assert found == {"tensorflow": "2.20.0", "tf-keras": "2.20.1", "transformers": "4.50.0", "torch": None,
+                     "keras": None}
     assert problems(found) == []
 
 
@@ -258,7 +259,8 @@ def test_import_coldstart_fails_fast_on_faked_transformers_5(tmp_path):
     )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("coldstart._internal.versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
+    assert last.startswith(
+        "coldstart._internal.versions.EnvironmentMismatch: transformers 5.0.0 has no TensorFlow classes")
     assert f'pip install "{PIN_TRANSFORMERS}"' in last
 
 
@@ -266,6 +268,7 @@ def test_pins_agree_across_package_lock_and_colab_cell():
     """One set of pins: pyproject's ranges are the check's, the lock file passes the check, and the
     Colab setup cell leaves transformers to the package's pin (it adds only tf-keras)."""
     import json
+
     import tomllib
 
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]

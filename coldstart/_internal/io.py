@@ -1,11 +1,24 @@
-"""Atomic file writes: readers see the old file or the complete new one, never half of one."""
+"""Atomic writes: a reader sees the old file (or folder) or the complete new one, never half of one.
+
+Every save of the course goes through here -- the data cache, the shared splits, the leaderboard,
+saved recommenders, PEFT checkpoints, downloaded models -- so how a file or a folder is replaced is
+decided in one place.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+
+def _new_file_mode(mode: int) -> int:
+    """``mode`` less the process's umask: what an ordinary new file or folder would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 @contextlib.contextmanager
@@ -20,9 +33,7 @@ def atomic_path(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, _new_file_mode(0o666))
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -37,30 +48,37 @@ def write_text_atomic(text: str, target) -> None:
         tmp.write_text(text)
 
 
-def make_temp_dir(target) -> Path:
-    """A new temporary folder beside ``target`` (for an atomic folder swap), with the permissions of
-    an ordinary new folder (``mkdtemp`` alone makes it private)."""
-    target = Path(target)
+@contextlib.contextmanager
+def atomic_dir(folder):
+    """Yield a new empty folder beside ``folder``; when the block succeeds it replaces ``folder``.
+
+    The old folder is renamed aside first and removed only once the new one is in place; if the
+    swap fails, it is put back. If the block raises, the new folder is removed and ``folder`` is
+    untouched. Readers see the old folder or the new one, never a mix. The new folder gets the
+    permissions of an ordinary new folder (``mkdtemp`` alone makes it private).
+    """
+    folder = Path(folder)
+    tmp = _temp_dir_beside(folder)
+    try:
+        yield tmp
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _temp_dir_beside(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    os.chmod(tmp, _new_file_mode(0o777))
     return tmp
 
 
-def swap_in_dir(tmp, folder) -> None:
-    """Replace ``folder`` by the complete folder ``tmp`` (made with :func:`make_temp_dir`).
-
-    The old folder is renamed aside first and removed only once the new one is in place; if the
-    swap fails, it is put back. Readers see the old folder or the new one, never a mix.
-    """
-    import shutil
-
-    tmp, folder = Path(tmp), Path(folder)
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by the complete folder ``tmp`` (see :func:`atomic_dir`)."""
     old = None
     if folder.exists():
-        old = make_temp_dir(folder)
+        old = _temp_dir_beside(folder)
         os.rmdir(old)
         os.rename(folder, old)
     try:

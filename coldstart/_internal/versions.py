@@ -20,10 +20,13 @@ milliseconds. Set ``COLDSTART_SKIP_VERSION_CHECK=1`` to bypass it at your own ri
 from __future__ import annotations
 
 import os
+import platform
 from importlib import metadata
 from typing import Mapping, Optional
 
 from packaging.version import InvalidVersion, Version
+
+__version__ = "0.1.0"  # the package's version, as in pyproject.toml
 
 PIN_TRANSFORMERS = "transformers>=4.45,<4.55"
 PIN_TENSORFLOW = "tensorflow>=2.16,<2.22"
@@ -53,6 +56,15 @@ def installed_versions(names=("tensorflow", "tf-keras", "transformers", "torch",
                 continue
         found[name] = version
     return found
+
+
+COURSE_LIBRARIES = ("tensorflow", "tf-keras", "transformers", "numpy", "pandas", "scikit-learn")
+
+
+def library_versions() -> dict:
+    """What a result or a saved model records about the software that made it: Python, this
+    package and the course's libraries (:data:`COURSE_LIBRARIES`; ``None`` for a missing one)."""
+    return {"python": platform.python_version(), "coldstart": __version__, **installed_versions(COURSE_LIBRARIES)}
 
 
 def _v(text: Optional[str]) -> Optional[Version]:
@@ -109,9 +121,7 @@ def problems(versions: Mapping[str, Optional[str]]) -> list[str]:
 
 
 def check_versions(versions: Optional[Mapping[str, Optional[str]]] = None) -> None:
-    """Raise :class:`EnvironmentMismatch` (one line) if the installed libraries cannot work together.
-
-    """
+    """Raise :class:`EnvironmentMismatch` (one line) if the installed libraries cannot work together."""
     if os.environ.get("COLDSTART_SKIP_VERSION_CHECK") == "1":
         return
     found = problems(versions if versions is not None else installed_versions())

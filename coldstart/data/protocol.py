@@ -25,6 +25,13 @@ Construction (:func:`make_split`)
   ``end = 2011-09-01``, so model choices never look at test users or test-period rows.
 
 Everything is deterministic: the same input gives the same split.
+
+Records
+-------
+:class:`Cases` is what a recommender sees of its users (context, country, date) -- a batch it
+scores; a :class:`Segment` adds the users and their targets; :class:`ColdStartSplit` holds the
+training rows, the catalog and every case. :func:`load_or_make` gives the shared test and
+validation splits the notebooks use.
 """
 
 from __future__ import annotations
@@ -32,67 +39,116 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._internal.io import make_temp_dir, swap_in_dir
+from .._internal.io import atomic_dir
+from ..config import data_dir, shown
+from .retail import build_catalog, load_clean
 
 TEST_CUTOFF = "2011-09-01"
 VALID_CUTOFF = "2011-07-01"
-KS = (1, 3, 5)
+CONTEXT_SIZES = (1, 3, 5)
 WARM_K = 3
 COLD_K = 1
-SEGMENTS = ("k=1", "k=3", "k=5", "cold-items", "warm")
+NEW_USER_SEGMENTS = tuple(f"k={k}" for k in CONTEXT_SIZES)
+SEGMENTS = (*NEW_USER_SEGMENTS, "cold-items", "warm")
 
 
+# -- the records ------------------------------------------------------------------------------------
 @dataclasses.dataclass
-class Segment:
-    """The evaluation cases of one segment, in index form, ready for scoring.
+class Cases:
+    """Users in the cold-start situation: for each, what a recommender may know about them.
+
+    The one record of the course's cases: a protocol :class:`Segment`, a batch a recommender
+    scores (``recommender.score(cases)``) and pseudo-users for training
+    (:class:`coldstart.training.pairs.Examples`) all carry these fields.
 
     Attributes
     ----------
-    name: segment name (``k=1`` ... ``warm``).
-    users: customer ids, one per case.
-    context: list of int arrays, the context items of each case as catalog positions, in click order.
-    targets: CSR matrix (cases x items), 1 where the item is a target.
+    context: list of int arrays: each case's context items as catalog positions, in click order
+        (may be empty: a user we know nothing about).
     country: the customer's country, per case.
-    date: the date of the case's first (context) invoice.
+    date: when the context was observed (the date of its invoice), per case.
     """
 
-    name: str
-    users: np.ndarray
     context: list
-    targets: sp.csr_matrix
     country: np.ndarray
     date: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.users)
+        return len(self.context)
+
+    def subset(self, idx):
+        """The cases at positions ``idx``, in that order, as a record of the same type."""
+        idx = np.asarray(idx, dtype=np.int64)  # an empty list is float64 to numpy: not an index
+        picked = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):
+                picked[field.name] = [value[i] for i in idx]
+            elif hasattr(value, "shape"):  # numpy arrays, scipy.sparse matrices
+                picked[field.name] = value[idx]
+            else:  # a property of the whole record (a segment's name)
+                picked[field.name] = value
+        return type(self)(**picked)
+
+    def batch(self, rows=None) -> "Cases":
+        """What a recommender may see of these cases (context, country, date; no targets), for all
+        of them or for the positions ``rows``."""
+        plain = Cases(context=list(self.context), country=self.country, date=self.date)
+        return plain if rows is None else plain.subset(rows)
+
+    def context_matrix(self, n_items: int, weights: str = "uniform") -> sp.csr_matrix:
+        """Sparse (cases x items) matrix of the context items.
+
+        ``weights="uniform"`` gives 1 per context item; ``"mean"`` gives 1/k (so a product with an
+        item-item matrix averages over the context).
+        """
+        lens = np.array([len(c) for c in self.context])
+        rows = np.repeat(np.arange(len(self.context)), lens)
+        cols = np.concatenate(self.context).astype(np.int64) if len(rows) else np.zeros(0, np.int64)
+        vals = np.ones(len(cols), dtype=np.float32)
+        if weights == "mean":
+            vals = vals / np.repeat(np.maximum(lens, 1), lens)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(self.context), n_items))
 
     def exclude(self, n_items: int) -> sp.csr_matrix:
         """CSR mask (cases x items) of the context items, which must not be recommended."""
-        rows = np.repeat(np.arange(len(self.context)), [len(c) for c in self.context])
-        cols = np.concatenate(self.context) if self.context else np.zeros(0, dtype=np.int64)
-        return sp.csr_matrix((np.ones(len(cols), dtype=bool), (rows, cols)), shape=(len(self.context), n_items))
+        return self.context_matrix(n_items) != 0
+
+
+@dataclasses.dataclass
+class Segment(Cases):
+    """The evaluation cases of one segment, in index form, ready for scoring.
+
+    Attributes (besides ``context, country, date`` of :class:`Cases`)
+    ----------
+    name: segment name (``k=1`` ... ``warm``).
+    users: customer ids, one per case.
+    targets: CSR matrix (cases x items), 1 where the item is a target.
+    """
+
+    name: str
+    users: np.ndarray
+    targets: sp.csr_matrix
 
     def sample(self, n: Optional[int], seed: int = 0) -> "Segment":
         """A deterministic random subset of ``n`` cases (all of them if ``n`` is None or larger)."""
         if n is None or n >= len(self):
             return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
-        return Segment(
-            name=self.name,
-            users=self.users[keep],
-            context=[self.context[i] for i in keep],
-            targets=self.targets[keep],
-            country=self.country[keep],
-            date=self.date[keep],
-        )
+        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False)))
+
+
+def item_counts(rows: pd.DataFrame, item_ids, column: str) -> np.ndarray:
+    """Distinct values of ``column`` (``"customer"`` or ``"invoice"``) per item among ``rows``, in the
+    order of ``item_ids`` (0 for an item without rows): the training statistics of a catalog."""
+    counts = rows.groupby("item")[column].nunique()
+    return counts.reindex(pd.Index(item_ids)).fillna(0).to_numpy(dtype=np.int64)
 
 
 @dataclasses.dataclass
@@ -106,9 +162,10 @@ class ColdStartSplit:
     catalog: one row per item sold before ``end``, indexed by item code, in a fixed order; columns
         ``text``, ``first_sold`` (launch date), ``median_price`` and ``cold`` (first sold at or after
         the cutoff), plus training-only statistics ``train_customers`` and ``train_invoices`` (0 for
-        cold items). No column counts sales at or after the cutoff.
+        items without training rows). No column counts sales at or after the cutoff.
     cases: tidy table of all cases: ``segment, user, country, date, context, targets``
         (item codes as lists).
+    item_ids: the catalog's item codes; an item's catalog position is its index here.
     """
 
     cutoff: pd.Timestamp
@@ -127,8 +184,9 @@ class ColdStartSplit:
             self.cases[col] = pd.Series([[str(i) for i in items] for items in self.cases[col]],
                                         index=self.cases.index, dtype=object)
         self.item_ids = self.catalog.index.to_numpy()
-        self._pos = {item: i for i, item in enumerate(self.item_ids)}
+        self._position = {item: i for i, item in enumerate(self.item_ids)}
         self._segments = {}
+        self._derived = {}
 
     @property
     def n_items(self) -> int:
@@ -136,7 +194,7 @@ class ColdStartSplit:
 
     def positions(self, items: Iterable[str]) -> np.ndarray:
         """Catalog positions of item codes; unknown codes are dropped (never an error)."""
-        pos = self._pos
+        pos = self._position
         return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
 
     def texts(self, positions=None) -> list:
@@ -145,9 +203,37 @@ class ColdStartSplit:
         return list(text if positions is None else text[np.asarray(positions, dtype=np.int64)])
 
     @property
+    def new_items(self) -> np.ndarray:
+        """Boolean per catalog item: True for items nobody bought in the training rows (cold items,
+        and items sold before the cutoff only outside the training rows kept). An ID model cannot
+        score them; the retrieval recipe's ``[new]`` term is this."""
+        return self.catalog["train_customers"].to_numpy() == 0
+
+    def cached(self, name: str, compute: Callable[["ColdStartSplit"], object]):
+        """A value derived from this split, computed once: ``compute(split)`` the first time ``name``
+        is asked for, the kept value after (e.g. the text similarity diversity is measured in).
+
+        A split made from this one (:meth:`with_train`, ``dataclasses.replace``) starts with nothing
+        kept, so a derived value always belongs to the split it was computed from.
+        """
+        if name not in self._derived:
+            self._derived[name] = compute(self)
+        return self._derived[name]
+
+    def with_train(self, train: pd.DataFrame) -> "ColdStartSplit":
+        """A copy whose training rows are ``train`` (e.g. a subset of this split's), with the
+        catalog's training statistics recounted from them; catalog items, cutoff and cases are
+        unchanged. Popularity, novelty and "no purchases yet" then follow the new rows."""
+        train = train.reset_index(drop=True)
+        catalog = self.catalog.copy()
+        catalog["train_customers"] = item_counts(train, catalog.index, "customer")
+        catalog["train_invoices"] = item_counts(train, catalog.index, "invoice")
+        return dataclasses.replace(self, train=train, catalog=catalog)
+
+    @property
     def segment_names(self) -> list:
         """The segments this split has cases for: the standard ones in :data:`SEGMENTS` order, then
-        any others (e.g. the market and season groups of :mod:`coldstart.subgroups`) in order of
+        any others (e.g. the market and season groups of :mod:`coldstart.data.subgroups`) in order of
         appearance."""
         present = list(dict.fromkeys(self.cases["segment"]))
         return [s for s in SEGMENTS if s in present] + [s for s in present if s not in SEGMENTS]
@@ -158,7 +244,8 @@ class ColdStartSplit:
         ``name`` is one of :data:`SEGMENTS` (empty if the split has no such case) or any other
         segment name the split's cases carry."""
         if name not in SEGMENTS and name not in set(self.cases["segment"]):
-            raise ValueError(f"Unknown segment {name!r}; choose from {tuple(dict.fromkeys([*SEGMENTS, *self.segment_names]))}")
+            known = tuple(dict.fromkeys([*SEGMENTS, *self.segment_names]))
+            raise ValueError(f"Unknown segment {name!r}; choose from {known}")
         if name not in self._segments:
             self._segments[name] = self._make_segment(name)
         return self._segments[name]
@@ -194,21 +281,17 @@ class ColdStartSplit:
         return pd.DataFrame({"count": rows})
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, folder) -> Path:
-        """Write the split to ``folder`` (parquet + json), atomically: all files or none."""
+    def save(self, folder, stamp: Optional[dict] = None) -> Path:
+        """Write the split to ``folder`` (parquet + json), atomically: all files or none.
+
+        ``stamp`` adds keys to ``split.json`` (where the data came from: :func:`save_default`)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(folder)
-        try:
+        with atomic_dir(folder) as tmp:   # the old split stays until the new one is in place
             self.train.to_parquet(tmp / "train.parquet", index=False)
             self.catalog.to_parquet(tmp / "catalog.parquet")
             _write_cases(self.cases, tmp / "cases.parquet")
-            meta = {"cutoff": str(self.cutoff), "end": str(self.end)}
+            meta = {"cutoff": str(self.cutoff), "end": str(self.end), **(stamp or {})}
             (tmp / "split.json").write_text(json.dumps(meta, indent=1))
-            swap_in_dir(tmp, folder)   # the old split stays until the new one is in place
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
@@ -307,15 +390,13 @@ def build_cases(
 
 
 def _catalog(universe: pd.DataFrame, train: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    from .retail import build_catalog
-
     # Only what a shop knows about a product at serving time: its text, launch date and price.
     # Sales counts over the whole table would leak test-period popularity, so they are dropped and
     # replaced by training-only counts.
     cat = build_catalog(universe)[["text", "first_sold", "median_price"]]
     cat["cold"] = cat["first_sold"] >= cutoff
-    cat["train_customers"] = train.groupby("item")["customer"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
-    cat["train_invoices"] = train.groupby("item")["invoice"].nunique().reindex(cat.index).fillna(0).astype(np.int64)
+    cat["train_customers"] = item_counts(train, cat.index, "customer")
+    cat["train_invoices"] = item_counts(train, cat.index, "invoice")
     return cat
 
 
@@ -323,7 +404,7 @@ def make_split(
     clean: pd.DataFrame,
     cutoff=TEST_CUTOFF,
     end=None,
-    ks: Sequence[int] = KS,
+    ks: Sequence[int] = CONTEXT_SIZES,
     warm_k: int = WARM_K,
     cold_k: int = COLD_K,
 ) -> ColdStartSplit:
@@ -400,8 +481,6 @@ PROTOCOL_VERSION = 2  # bump when the rules above change: saved splits are then 
 
 def _source_stamp() -> dict:
     """Identify the data a saved split came from (the configured file, or the download cache)."""
-    from ..config import data_dir
-
     path = Path(os.environ.get("COLDSTART_DATA_FILE") or data_dir() / "online_retail.parquet")
     stat = path.stat() if path.exists() else None
     return {"protocol": PROTOCOL_VERSION, "source": str(path.resolve()) if stat else str(path),
@@ -410,18 +489,12 @@ def _source_stamp() -> dict:
 
 def default_folder(name: str) -> Path:
     """Where the shared split ``name`` (``test`` or ``validation``) lives: ``data/processed/<name>``."""
-    from ..config import data_dir
-
     return data_dir() / "processed" / name
 
 
 def save_default(split: ColdStartSplit, name: str) -> Path:
     """Save a split where :func:`load_or_make` finds it, stamped with the data source and protocol version."""
-    folder = split.save(default_folder(name))
-    meta = json.loads((folder / "split.json").read_text())
-    meta.update(_source_stamp())
-    (folder / "split.json").write_text(json.dumps(meta, indent=1))
-    return folder
+    return split.save(default_folder(name), stamp=_source_stamp())
 
 
 def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbose: bool = True) -> ColdStartSplit:
@@ -440,13 +513,9 @@ def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbo
                 if verbose:
                     print(f"could not read the saved {name} split ({type(err).__name__}); rebuilding it")
     if clean is None:
-        from .retail import load_clean
-
         clean, _ = load_clean(verbose=False)
     split = make_split(clean) if name == "test" else make_validation_split(clean)
     save_default(split, name)
     if verbose:
-        from ..config import shown
-
         print(f"built the {name} split and saved it to {shown(folder)}")
     return split

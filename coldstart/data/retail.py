@@ -14,7 +14,7 @@ Where the table comes from (:func:`load_raw`, first match wins)
    from the project root first, then from the working directory);
 3. the parquet cache ``data_dir()/online_retail.parquet`` written by an earlier download;
 4. a download of the official zip into ``data_dir()`` (checked against its SHA-256), read once
-   from the xlsx inside it (slow: about a minute) and cached as parquet (fast: about a second).
+   from the xlsx inside it (slow, once) and cached as parquet (fast).
 
 A local file never touches the network. Offline with nothing local, :class:`DataUnavailable` says
 in one line how to fix it.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import time
 import warnings
 import zipfile
@@ -43,8 +42,9 @@ import numpy as np
 import pandas as pd
 
 from .._internal.io import atomic_path
-
+from .._internal.progress import quiet
 from ..config import data_dir, project_root
+from .text import most_frequent_text
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
 # SHA-256 of the official zip (23,715,478 bytes, holding "Online Retail.xlsx").
@@ -205,8 +205,6 @@ def _fetch_zip(dest_dir: Path, progress: bool, downloader: Optional[Callable] = 
     ``downloader`` is pooch's hook (tests pass a fake one).
     """
     import pooch  # imported lazily: only the download needs it
-
-    from .._internal.progress import quiet
 
     fetched = pooch.retrieve(
         UCI_URL,
@@ -479,43 +477,16 @@ def _format_report(report: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Text and catalog
+# Catalog
 # --------------------------------------------------------------------------------------------
-
-# Trailing punctuation that carries no meaning ("LUNCH BAG BLACK SKULL.", "BIRTHDAY CARD,").
-# Closing quotes and brackets are kept: 'RETRO "TEA FOR ONE"', 'SCISSOR(POINTED EDGE)', 42" (inches).
-_TRAILING_JUNK = r"[\s.,;:!?\-_/\\*+&|~]+$"
-
-
-def normalise_text(s) -> str:
-    """Normalise one description: strip, collapse whitespace, lower-case, drop trailing junk.
-
-    Non-ASCII letters are kept (``"£"``, ``"é"``); a missing value gives ``""``.
-
-    >>> normalise_text("  LUNCH BAG  BLACK SKULL. ")
-    'lunch bag black skull'
-    """
-    if s is None or s is pd.NA or (isinstance(s, float) and np.isnan(s)):
-        return ""
-    if isinstance(s, (bytes, bytearray)):
-        s = bytes(s).decode("utf-8", errors="replace")
-    s = re.sub(r"\s+", " ", str(s)).strip().lower()
-    return re.sub(_TRAILING_JUNK, "", s)
-
-
-def _normalise_series(text: pd.Series) -> pd.Series:
-    """:func:`normalise_text` for a whole column, with vectorised string methods."""
-    out = text.astype("string").fillna("")
-    out = out.str.replace(r"\s+", " ", regex=True).str.strip().str.lower()
-    return out.str.replace(_TRAILING_JUNK, "", regex=True)
 
 
 def build_catalog(clean_df: pd.DataFrame) -> pd.DataFrame:
     """One row per item of a cleaned table, indexed by ``item`` (sorted by code).
 
-    Columns: ``text`` (the item's most frequent description after :func:`normalise_text`; ties go
-    to the description seen first in ``clean_df``'s row order), ``first_sold`` (first sale date),
-    ``median_price``, ``n_invoices``, ``n_customers``, ``n_lines``.
+    Columns: ``text`` (the item's most frequent description, normalised; ties go to the description
+    seen first in ``clean_df``'s row order: :func:`~coldstart.data.text.most_frequent_text`),
+    ``first_sold`` (first sale date), ``median_price``, ``n_invoices``, ``n_customers``, ``n_lines``.
 
     Everything is computed from the table you pass. The cold-start protocol passes the *full*
     cleaned table so that cold items (never sold in the training period) still get their text;
@@ -526,19 +497,7 @@ def build_catalog(clean_df: pd.DataFrame) -> pd.DataFrame:
     missing = needed - set(clean_df.columns)
     if missing:
         raise SchemaError(f"build_catalog needs the output of clean(); missing column(s) {sorted(missing)}")
-    # Normalise first, so that variants differing only in spacing or case are counted together.
-    texts = pd.DataFrame({
-        "item": clean_df["item"].to_numpy(),
-        "text": _normalise_series(clean_df["description"]).to_numpy(),
-        "pos": np.arange(len(clean_df)),
-    })
-    counts = texts.groupby(["item", "text"], sort=False).agg(n=("pos", "size"), first=("pos", "min"))
-    best = (
-        counts.reset_index()
-        .sort_values(["item", "n", "first"], ascending=[True, False, True])
-        .drop_duplicates("item")
-        .set_index("item")["text"]
-    )
+    best = most_frequent_text(clean_df["item"].to_numpy(), clean_df["description"], np.arange(len(clean_df)))
     stats = clean_df.groupby("item").agg(
         first_sold=("date", "min"),
         median_price=("price", "median"),

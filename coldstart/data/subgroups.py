@@ -1,6 +1,6 @@
 """Market and season subgroups of a protocol split: who a model learns from, who it is tested on.
 
-The cold-start protocol (:mod:`coldstart.protocol`) tests a model on *all* new customers after the
+The cold-start protocol (:mod:`coldstart.data.protocol`) tests a model on *all* new customers after the
 cutoff, having trained it on *all* rows before. Two questions need narrower splits:
 
 * **Transfer across markets.** Train on the customers of one market (the United Kingdom, nine in
@@ -13,7 +13,7 @@ cutoff, having trained it on *all* rows before. Two questions need narrower spli
 
 :func:`case_group` renames the segments it keeps to say which group they belong to (``"market=non-UK
 k=1"``, ``"season=Nov-Dec k=1"``) and :func:`with_groups` puts several groups into one split, so one
-:func:`coldstart.evaluate.evaluate` call scores them all and every leaderboard row names its group::
+:func:`coldstart.evaluation.evaluate` call scores them all and every leaderboard row names its group::
 
     uk = restrict_train(split, countries=[UK])
     groups = with_groups(uk, case_group(uk, "market=UK", countries=[UK]),
@@ -33,10 +33,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .protocol import KS, ColdStartSplit
+from .protocol import NEW_USER_SEGMENTS, ColdStartSplit
 
 UK = "United Kingdom"
-NEW_USER_SEGMENTS = tuple(f"k={k}" for k in KS)
 
 
 def _countries_of(split: ColdStartSplit) -> set:
@@ -85,13 +84,9 @@ def restrict_train(split: ColdStartSplit, countries: Optional[Sequence[str]] = N
     if countries is None and exclude is None:
         raise ValueError("restrict_train needs countries=[...] (to keep) or exclude=[...] (to drop)")
     keep = _country_mask(split.train["country"], countries, exclude, split)
-    train = split.train[keep].reset_index(drop=True)
-    if train.empty:
+    if not keep.any():
         raise ValueError(f"No training row is left for countries={countries}, exclude={exclude}")
-    catalog = split.catalog.copy()
-    catalog["train_customers"] = train.groupby("item")["customer"].nunique().reindex(catalog.index).fillna(0).astype(np.int64)
-    catalog["train_invoices"] = train.groupby("item")["invoice"].nunique().reindex(catalog.index).fillna(0).astype(np.int64)
-    return dataclasses.replace(split, train=train, catalog=catalog)
+    return split.with_train(split.train[keep])
 
 
 def case_group(split: ColdStartSplit, label: str, countries: Optional[Sequence[str]] = None,

@@ -1,82 +1,48 @@
-"""One evaluation entry point for every recommender, and the course's leaderboard.
+"""One evaluation entry point for every recommender.
 
-A *recommender* is anything that scores the whole catalog for a batch of user contexts. It is either
-a function ``score(batch) -> np.ndarray [n_cases, n_items]`` or an object with such a ``score``
-method (and optionally a ``name``). The :class:`Batch` it receives holds, for each case, the context
-items (catalog positions, in click order), the customer's country and the date of the context.
-Higher scores rank higher; ``-inf`` means "never recommend"; a row of ``-inf`` (the method has
-nothing to say) counts as zero on every accuracy metric, never dropped.
+A *recommender* is anything that scores the whole catalog for a batch of cases. It is either a
+function ``score(cases) -> np.ndarray [n_cases, n_items]`` or an object with such a ``score``
+method (and optionally a ``name``). The :class:`~coldstart.data.protocol.Cases` it receives hold,
+for each case, the context items (catalog positions, in click order), the customer's country and
+the date of the context -- never the targets. Higher scores rank higher; ``-inf`` means "never
+recommend"; a row of ``-inf`` (the method has nothing to say) counts as zero on every accuracy
+metric, never dropped.
 
-:func:`evaluate` runs a recommender on every segment of a :class:`~coldstart.protocol.ColdStartSplit`
-and returns an :class:`EvalResult`: a tidy table (one row per segment and metric, with a bootstrap
-95% confidence interval over users) plus the per-user values, which :func:`compare` uses for a paired
-bootstrap between two methods on the same users, and :func:`compare_segments` for an unpaired one
-between two groups of users (two markets, two seasons) under the same method.
+:func:`evaluate` runs a recommender on every segment of a
+:class:`~coldstart.data.protocol.ColdStartSplit` and returns an :class:`EvalResult`: a tidy table
+(one row per segment and metric, with a bootstrap 95% confidence interval over users) plus the
+per-user values, which :func:`compare` uses for a paired bootstrap between two methods on the same
+users, and :func:`compare_segments` for an unpaired one between two groups of users (two markets,
+two seasons) under the same method. :func:`mean_ndcg` is the one number every choice on the
+validation split is made on.
 
-Metrics reported per segment (see :mod:`coldstart.metrics` for the exact conventions):
-``ndcg@10, ndcg@20, recall@10, recall@20, hit@10, hit@20, mrr`` (accuracy), ``coverage@10``
-(share of the catalog recommended to anyone), ``ild@10`` (intra-list diversity: mean pairwise 1 - cosine of the
-recommended items' TF-IDF text vectors) and ``novelty@10`` (mean self-information of recommended items from training popularity).
+Metrics reported per segment (see :mod:`coldstart.evaluation.metrics` for the exact conventions):
+``ndcg@10, ndcg@20, recall@10, recall@20, hit@10, hit@20, mrr`` (accuracy), ``coverage@10`` (share
+of the catalog recommended to anyone), ``ild@10`` (intra-list diversity: mean pairwise 1 - cosine
+of the recommended items' text vectors in :data:`DIVERSITY_TFIDF`) and ``novelty@10`` (mean
+self-information of the recommended items from training popularity).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from .._internal.progress import progress_bar
+from ..data.protocol import NEW_USER_SEGMENTS, SEGMENTS, ColdStartSplit, Segment
+from ..data.text import tfidf_similarity
 from . import metrics as M
-from .._internal.io import write_text_atomic
-from ..data.protocol import SEGMENTS, ColdStartSplit, Segment
+from .leaderboard import LEADERBOARD_COLUMNS, check_kind
 
-LEADERBOARD_COLUMNS = ["method", "kind", "profile", "protocol", "segment", "metric", "value", "ci_low", "ci_high"]
-KINDS = ("baseline", "fine-tuned", "augmented", "adapter", "lora", "published")
-KS = (10, 20)
-
-
-@dataclasses.dataclass
-class Batch:
-    """What a recommender sees for a batch of cases.
-
-    Attributes
-    ----------
-    context: list of int arrays: each case's context items as catalog positions, in click order
-        (may be empty: a user we know nothing about).
-    country: array of country names.
-    date: array of datetimes (when the context was observed).
-    """
-
-    context: list
-    country: np.ndarray
-    date: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.context)
-
-    def context_matrix(self, n_items: int, weights: str = "uniform") -> sp.csr_matrix:
-        """Sparse (cases x items) matrix of the context items.
-
-        ``weights="uniform"`` gives 1 per context item; ``"mean"`` gives 1/k (so a product with an
-        item-item matrix averages over the context).
-        """
-        lens = np.array([len(c) for c in self.context])
-        rows = np.repeat(np.arange(len(self.context)), lens)
-        cols = np.concatenate(self.context).astype(np.int64) if len(rows) else np.zeros(0, np.int64)
-        vals = np.ones(len(cols), dtype=np.float32)
-        if weights == "mean":
-            vals = vals / np.repeat(np.maximum(lens, 1), lens)
-        return sp.csr_matrix((vals, (rows, cols)), shape=(len(self.context), n_items))
-
-
-def batch_of(segment: Segment) -> Batch:
-    """The :class:`Batch` of a protocol segment."""
-    return Batch(context=list(segment.context), country=segment.country, date=segment.date)
+CUTOFFS = (10, 20)  # the K of recall@K, ndcg@K and hit@K
+# The text space intra-list diversity is measured in: TF-IDF of single words with raw term counts.
+# (The text baselines' TF-IDF uses word uni- and bigrams; the reference results' ild@10 use this one.)
+DIVERSITY_TFIDF = {"words": (1, 1), "sublinear": False}
 
 
 @dataclasses.dataclass
@@ -124,43 +90,24 @@ def _scorer(recommender) -> Callable:
     raise TypeError("A recommender is a function score(batch) or an object with a .score(batch) method")
 
 
-def _item_similarity(split: ColdStartSplit) -> np.ndarray:
-    """Cosine similarity of items' TF-IDF text vectors (cached on the split): the space in which
-    intra-list diversity is measured."""
-    sim = getattr(split, "_tfidf_similarity", None)
-    if sim is None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vecs = TfidfVectorizer().fit_transform(split.texts()).astype(np.float32)  # rows L2-normalised
-        sim = (vecs @ vecs.T).toarray()
-        split._tfidf_similarity = sim
-    return sim
+def _diversity_similarity(split: ColdStartSplit) -> np.ndarray:
+    """Cosine similarity of the items' texts in :data:`DIVERSITY_TFIDF`: the space in which intra-list
+    diversity is measured (computed once per split)."""
+    return split.cached("diversity similarity", lambda s: tfidf_similarity(s.texts(), **DIVERSITY_TFIDF))
 
 
-def ild_from_similarity(topk: np.ndarray, sim: np.ndarray) -> np.ndarray:
-    """Intra-list diversity (mean pairwise ``1 - cosine``) from a precomputed item-item cosine
-    matrix; same convention as :func:`coldstart.metrics.intra_list_diversity`, but O(k^2) per user
-    instead of O(k^2 d)."""
-    valid = topk >= 0
-    idx = np.maximum(topk, 0)
-    pair = sim[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] & valid[:, None, :])
-    n = valid.sum(axis=1)
-    off_diag = (pair.sum(axis=(1, 2)) - np.trace(pair, axis1=1, axis2=2)) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n >= 2, 1.0 - off_diag / (n * (n - 1) / 2), np.nan)
-
-
-def segment_metrics(scores: np.ndarray, segment: Segment, split: ColdStartSplit, ks=KS) -> tuple[dict, np.ndarray]:
+def segment_metrics(scores: np.ndarray, segment: Segment, split: ColdStartSplit,
+                    cutoffs: Sequence[int] = CUTOFFS) -> tuple[dict, np.ndarray]:
     """Per-user metrics of a score matrix on one segment; returns ``(per_user, topk)``."""
     scores = np.asarray(scores, dtype=np.float32)
     if scores.shape != (len(segment), split.n_items):
         raise ValueError(f"score() returned shape {scores.shape}, expected {(len(segment), split.n_items)}")
     exclude = segment.exclude(split.n_items)
-    topk = M.topk_items(scores, max(ks), exclude=exclude)
-    per_user = M.ranking_metrics(topk, segment.targets, ks=ks)
+    topk = M.topk_items(scores, max(cutoffs), exclude=exclude)
+    per_user = M.ranking_metrics(topk, segment.targets, ks=cutoffs)
     per_user["mrr"] = M.reciprocal_rank(scores, segment.targets, exclude=exclude)
     top10 = topk[:, :10]
-    per_user["ild@10"] = ild_from_similarity(top10, _item_similarity(split))
+    per_user["ild@10"] = M.intra_list_diversity(top10, similarity=_diversity_similarity(split))
     counts = split.catalog["train_customers"].to_numpy()
     per_user["novelty@10"] = M.novelty(top10, counts, split.train["customer"].nunique())
     return per_user, topk
@@ -183,7 +130,7 @@ def evaluate(
 
     Parameters
     ----------
-    recommender: ``score(batch) -> [n_cases, n_items]`` function, or an object with ``.score``.
+    recommender: ``score(cases) -> [n_cases, n_items]`` function, or an object with ``.score``.
     split: the protocol split (test or validation).
     method, kind, profile, protocol: labels written into the result table (``method`` defaults to
         the recommender's ``name`` attribute).
@@ -194,13 +141,10 @@ def evaluate(
 
     Returns an :class:`EvalResult`.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
     name = method or getattr(recommender, "name", None) or getattr(recommender, "__name__", "method")
     score = _scorer(recommender)
     rows, per_user_all, users, topks, seconds = [], {}, {}, {}, {}
-    from .._internal.progress import progress_bar
-
     # a bar per method when interactive; silent under CI/nbval (a handful of segments, each seconds)
     for seg_name in progress_bar(list(segments), desc=f"evaluating {name}"):
         seg = split.segment(seg_name).sample(max_users, seed=seed)
@@ -209,9 +153,7 @@ def evaluate(
         t0 = time.perf_counter()
         parts = []
         for lo in range(0, len(seg), batch_size):
-            sub = np.arange(lo, min(lo + batch_size, len(seg)))
-            b = Batch(context=[seg.context[i] for i in sub], country=seg.country[sub], date=seg.date[sub])
-            parts.append(np.asarray(score(b), dtype=np.float32))
+            parts.append(np.asarray(score(seg.batch(np.arange(lo, min(lo + batch_size, len(seg))))), dtype=np.float32))
         scores = np.concatenate(parts) if parts else np.zeros((0, split.n_items), np.float32)
         seconds[seg_name] = time.perf_counter() - t0
         per_user, topk = segment_metrics(scores, seg, split)
@@ -234,6 +176,14 @@ def evaluate(
     table.insert(0, "method", name)
     table = table[LEADERBOARD_COLUMNS + ["n_users"]]
     return EvalResult(table=table, per_user=per_user_all, users=users, topk=topks, seconds=seconds)
+
+
+def mean_ndcg(recommender, split: ColdStartSplit, max_users: Optional[int] = None,
+              segments: Sequence[str] = NEW_USER_SEGMENTS) -> float:
+    """The number model choices are made on: mean NDCG@10 over the new-user segments (k = 1, 3, 5)
+    of ``split`` (the validation split), on at most ``max_users`` cases per segment, no intervals."""
+    result = evaluate(recommender, split, segments=segments, max_users=max_users, n_boot=0)
+    return result.table.query("metric == 'ndcg@10'")["value"].mean()
 
 
 def load_lists(path: Union[str, Path]) -> dict:
@@ -289,75 +239,3 @@ def compare_segments(result: EvalResult, pairs: Sequence[tuple], metric: str = "
             p_value=res["p_value"], real=bool(res["low"] > 0 or res["high"] < 0),
         ))
     return pd.DataFrame(out)
-
-
-# -- the leaderboard ------------------------------------------------------------------------------
-def leaderboard_path(profile: Optional[str] = None) -> Path:
-    """The leaderboard of the current run: ``runs/<profile>/leaderboard.csv`` (see :func:`coldstart.config.runs_dir`)."""
-    from ..config import runs_dir
-
-    return runs_dir(profile) / "leaderboard.csv"
-
-
-def read_leaderboard(path: Union[str, Path]) -> pd.DataFrame:
-    """Read a leaderboard CSV (an empty table with the right columns if the file does not exist)."""
-    path = Path(path)
-    if not path.exists():
-        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    return pd.read_csv(path)
-
-
-def run_info(model: Optional[str] = None, **extra) -> dict:
-    """What identifies a run: date, machine, library versions, model (recorded beside the results)."""
-    import datetime
-    import platform
-
-    from .._internal.versions import installed_versions
-    from ..tools.speed import cpu_model
-
-    cpu = cpu_model()   # machines of the same size differ in CPU model, and with it in speed
-    name = f"{cpu['cpu_model']} ({cpu.get('simd', '?')}), " if "cpu_model" in cpu else ""
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{name}{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
-        "python": platform.python_version(),
-        "versions": {k: v for k, v in installed_versions(("tensorflow", "tf-keras", "transformers", "numpy", "pandas", "scikit-learn")).items()},
-    }
-    if model:
-        info["model"] = model
-    info.update(extra)
-    return info
-
-
-def update_leaderboard(
-    rows: Union[pd.DataFrame, EvalResult], path: Union[str, Path], model: Optional[str] = None, **info
-) -> pd.DataFrame:
-    """Write ``rows`` into the leaderboard at ``path``, replacing earlier rows of the same
-    (method, profile, protocol). The file is written atomically. Returns the whole leaderboard.
-
-    Beside it, ``<path stem>.runs.json`` records for every (method, profile, protocol) the run that
-    produced its rows: date, machine, library versions, ``model`` and any extra ``info``.
-    """
-    new = rows.table if isinstance(rows, EvalResult) else rows
-    missing = [c for c in LEADERBOARD_COLUMNS if c not in new.columns]
-    if missing:
-        raise ValueError(f"Leaderboard rows lack columns {missing}")
-    new = new[LEADERBOARD_COLUMNS]
-    path = Path(path)
-    old = read_leaderboard(path)
-    if len(old):
-        keys = set(map(tuple, new[["method", "profile", "protocol"]].drop_duplicates().to_numpy()))
-        drop = [tuple(r) in keys for r in old[["method", "profile", "protocol"]].to_numpy()]
-        old = old[~np.array(drop, dtype=bool)]
-    board = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(board.to_csv(index=False, float_format="%.6g"), path)
-
-    import json
-
-    runs_file = path.with_name(path.stem + ".runs.json")
-    runs = json.loads(runs_file.read_text()) if runs_file.exists() else {}
-    for method, profile, protocol in new[["method", "profile", "protocol"]].drop_duplicates().to_numpy():
-        runs[f"{method} | {profile} | {protocol}"] = run_info(model=model, **info)
-    write_text_atomic(json.dumps(runs, indent=1, sort_keys=True), runs_file)
-    return board

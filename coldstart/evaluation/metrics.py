@@ -1,8 +1,7 @@
 """Ranking, CTR and beyond-accuracy metrics, and bootstrap confidence intervals.
 
-Every function is vectorised with numpy/scipy (no Python loop over items or users), so a full
-evaluation of ~1,000 users x ~3,700 items takes well under a second. This module imports only
-numpy and scipy: it never pulls in TensorFlow.
+Every function is vectorised with numpy/scipy (no Python loop over items or users). This module
+imports only numpy and scipy: it never pulls in TensorFlow.
 
 Conventions (each function's docstring repeats the ones it uses)
 ----------------------------------------------------------------
@@ -61,6 +60,7 @@ __all__ = [
     "reciprocal_rank",
     "summarise",
     "topk_items",
+    "unpaired_bootstrap",
 ]
 
 # Upper bound on the number of resampled entries drawn at once by the bootstrap functions
@@ -333,34 +333,42 @@ def coverage(topk, n_items: int) -> float:
     return float(np.unique(topk[topk >= 0]).size / n_items)
 
 
-def intra_list_diversity(topk, item_vectors) -> np.ndarray:
+def intra_list_diversity(topk, item_vectors=None, *, similarity=None) -> np.ndarray:
     """Per-user intra-list diversity: mean pairwise ``1 - cosine similarity`` within the list.
 
     ``ILD(u) = 1 / (n (n - 1) / 2) * sum_{p < q} (1 - cos(v_p, v_q))`` over the ``n`` recommended
-    items of user ``u`` (``-1`` padding skipped). The vectors are L2-normalised here (a zero
-    vector stays zero: its cosine with anything is 0). Lists with fewer than 2 items give NaN.
-    Orthogonal items give 1, identical directions give 0.
+    items of user ``u`` (``-1`` padding skipped). Give the items' vectors ``item_vectors`` (n_items x
+    d; L2-normalised here, a zero vector stays zero: its cosine with anything is 0), or their
+    precomputed cosine matrix ``similarity`` (n_items x n_items). Lists with fewer than 2 items give
+    NaN. Orthogonal items give 1, identical directions give 0.
 
-    Vectorised: gather the vectors into ``(n_users, k, d)``, one batched matmul gives the
-    ``(n_users, k, k)`` cosine matrices; padded rows are zeroed so they add nothing.
-    Memory is ``n_users * k * d`` floats.
+    Vectorised: the ``(n_users, k, k)`` cosine matrices of the lists, with padded rows and columns
+    zeroed so they add nothing -- from one batched matmul of the gathered vectors (memory
+    ``n_users * k * d``) or gathered from ``similarity`` (``n_users * k * k``).
     """
-    vectors = np.asarray(item_vectors, dtype=np.float64)
-    if vectors.ndim != 2:
-        raise ValueError(f"item_vectors must be 2-D (n_items, d), got shape {vectors.shape}")
-    topk = _as_topk(topk, vectors.shape[0])
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.where(norms > 0, norms, 1.0)
-
-    valid = topk >= 0
-    gathered = unit[np.maximum(topk, 0)] * valid[:, :, None]  # (U, k, d), padding -> 0
-    cosine = gathered @ gathered.transpose(0, 2, 1)  # (U, k, k)
+    if (item_vectors is None) == (similarity is None):
+        raise ValueError("give item_vectors or similarity, not both")
+    if similarity is not None:
+        similarity = np.asarray(similarity)
+        topk = _as_topk(topk, similarity.shape[0])
+        valid = topk >= 0
+        idx = np.maximum(topk, 0)
+        cosine = similarity[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] & valid[:, None, :])
+    else:
+        vectors = np.asarray(item_vectors, dtype=np.float64)
+        if vectors.ndim != 2:
+            raise ValueError(f"item_vectors must be 2-D (n_items, d), got shape {vectors.shape}")
+        topk = _as_topk(topk, vectors.shape[0])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.where(norms > 0, norms, 1.0)
+        valid = topk >= 0
+        gathered = unit[np.maximum(topk, 0)] * valid[:, :, None]  # (U, k, d), padding -> 0
+        cosine = gathered @ gathered.transpose(0, 2, 1)  # (U, k, k)
     n = valid.sum(axis=1)
-    n_pairs = n * (n - 1) / 2
     # Sum over pairs p < q = (sum over all entries - diagonal) / 2.
     pair_similarity = (cosine.sum(axis=(1, 2)) - np.trace(cosine, axis1=1, axis2=2)) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n >= 2, 1.0 - pair_similarity / n_pairs, np.nan)
+        return np.where(n >= 2, 1.0 - pair_similarity / (n * (n - 1) / 2), np.nan)
 
 
 def novelty(topk, item_counts, n_users_train: int) -> np.ndarray:

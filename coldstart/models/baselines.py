@@ -1,24 +1,28 @@
-"""Baseline recommenders: what a fine-tuned model has to beat.
+"""Baseline recommenders: what a fine-tuned model has to beat, and the ID part of the course's retriever.
 
 Each baseline is fitted on the *training* rows of a split only (``split.train``, before the
-cutoff) and scores the whole catalog for a :class:`~coldstart.evaluate.Batch` of contexts, so
-:func:`coldstart.evaluate.evaluate` can run it. All scoring is matrix algebra over the catalog;
+cutoff) and scores the whole catalog for a batch of :class:`~coldstart.data.protocol.Cases`, so
+:func:`coldstart.evaluation.evaluate` can run it. All scoring is matrix algebra over the catalog;
 nothing loops over items.
 
 * :class:`Popularity` -- items bought by the most training customers (optionally only in the last
   ``window_days`` before the cutoff). Ignores the context.
 * :class:`CountryPopularity` -- popularity among training customers of the same country, backed off
   to global popularity: the recommender for a user we know nothing about but their country (k=0).
-* :class:`ItemKNN` -- co-purchase similarity: cosine between items' basket (invoice) vectors, summed
-  over the context items. ID-based: an item never bought before the cutoff has no basket vector, so
-  it can never be recommended (cold items score zero).
-* :class:`TextSimilarity` -- content-based: cosine between the mean of the context items' text vectors
-  and every item's text vector. Works for cold items, since an item needs only its text. The vectors
-  are TF-IDF (:func:`tfidf_vectors`) or a pretrained LM's mean-pooled embeddings (zero-shot).
-* :class:`Hybrid` -- item-kNN plus a weighted text similarity.
+* :class:`ItemKNN` -- co-purchase similarity: cosine between items' basket (invoice) vectors
+  (:func:`cooccurrence_cosine`), averaged over the context items. ID-based: an item never bought
+  before the cutoff has no basket vector, so it can never be recommended (cold items score zero).
+* :class:`ItemRegression` -- the ID part of the course's retriever: a ridge regression from a
+  basket's items to its other items (:func:`ease_matrix`: EASE, and with ``dropout`` DLAE).
+* :class:`TextSimilarity` -- content-based: cosine between the mean of the context items' text
+  vectors and every item's text vector. Works for cold items, since an item needs only its text.
+  The vectors are TF-IDF (:func:`coldstart.data.text.tfidf_vectors`) or a pretrained LM's
+  mean-pooled embeddings (zero-shot). It is also a text scorer for the retrieval recipe.
+* :class:`Hybrid` -- item-kNN plus a weighted text similarity: the retrieval recipe
+  (:class:`~coldstart.models.retrieval.Retriever`) with a TF-IDF text part.
 
 ID-based methods break ties (e.g. items with no co-purchase) by global popularity, scaled small
-enough never to override a real similarity.
+enough never to override a real similarity (:func:`tie_breaker`).
 """
 
 from __future__ import annotations
@@ -29,19 +33,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..evaluation.harness import Batch
-from ..data.protocol import ColdStartSplit
+from ..data.protocol import Cases, ColdStartSplit, item_counts
+from ..data.text import tfidf_vectors
+from .retrieval import Retriever
 
 
 def _customer_counts(train: pd.DataFrame, item_ids: np.ndarray, since=None) -> np.ndarray:
     rows = train if since is None else train[train["date"] >= since]
-    counts = rows.groupby("item")["customer"].nunique()
-    return counts.reindex(item_ids).fillna(0).to_numpy(dtype=np.float32)
+    return item_counts(rows, item_ids, "customer").astype(np.float32)
 
 
-def _tie_breaker(pop: np.ndarray) -> np.ndarray:
-    """Popularity squeezed into [0, 1e-3): breaks ties among equal similarities, nothing more."""
-    return (1e-3 * pop / (pop.max() + 1.0)).astype(np.float32)
+def tie_breaker(counts: np.ndarray, scale: float = 1e-3) -> np.ndarray:
+    """Popularity ``counts`` squeezed into [0, ``scale``) (float32): added to scores, it breaks ties
+    among equal similarities and overrides nothing larger than ``scale``."""
+    return (scale * counts / (counts.max() + 1.0)).astype(np.float32)
 
 
 class Popularity:
@@ -54,11 +59,11 @@ class Popularity:
         since = None if window_days is None else split.cutoff - pd.Timedelta(days=window_days)
         self.scores = _customer_counts(split.train, split.item_ids, since)
         # an item never bought in the window still outranks nothing; keep all-time order as tie-break
-        self.scores = self.scores + _tie_breaker(_customer_counts(split.train, split.item_ids))
+        self.scores = self.scores + tie_breaker(_customer_counts(split.train, split.item_ids))
         self.name = "popularity" if window_days is None else f"popularity-{window_days}d"
 
-    def score(self, batch: Batch) -> np.ndarray:
-        return np.broadcast_to(self.scores, (len(batch), len(self.scores))).copy()
+    def score(self, cases: Cases) -> np.ndarray:
+        return np.broadcast_to(self.scores, (len(cases), len(self.scores))).copy()
 
 
 class CountryPopularity:
@@ -81,9 +86,9 @@ class CountryPopularity:
         self.glob = glob / max(train["customer"].nunique(), 1)
         self.backoff = backoff
 
-    def score(self, batch: Batch) -> np.ndarray:
-        out = np.tile(self.backoff * self.glob, (len(batch), 1))
-        for row, country in enumerate(batch.country):
+    def score(self, cases: Cases) -> np.ndarray:
+        out = np.tile(self.backoff * self.glob, (len(cases), 1))
+        for row, country in enumerate(cases.country):
             idx = self.countries.get(country)
             if idx is not None:
                 out[row] += self.share[idx]
@@ -111,6 +116,17 @@ def basket_matrix(split: ColdStartSplit, customers: bool = False) -> sp.csr_matr
     return sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_rows, split.n_items))
 
 
+def cooccurrence_cosine(baskets) -> np.ndarray:
+    """Item-item cosine similarity of the items' basket vectors (the columns of ``baskets``, a sparse
+    basket x item matrix), with a zero diagonal: how often two items are bought together, relative
+    to how often each is bought. Taught verbatim in notebook 02."""
+    co = (baskets.T @ baskets).toarray().astype(np.float32)   # co-purchase counts
+    norms = np.sqrt(np.diag(co))
+    sim = co / np.maximum(np.outer(norms, norms), 1e-9)       # cosine similarity
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
 class ItemKNN:
     """Item-to-item collaborative filtering on co-purchases within training baskets.
 
@@ -121,43 +137,92 @@ class ItemKNN:
     name = "item-knn"
 
     def __init__(self, split: ColdStartSplit, neighbours: Optional[int] = 200):
-        X = basket_matrix(split)
-        co = (X.T @ X).toarray().astype(np.float32)
-        norms = np.sqrt(np.diag(co))
-        sim = co / np.maximum(np.outer(norms, norms), 1e-9)
-        np.fill_diagonal(sim, 0.0)
+        sim = cooccurrence_cosine(basket_matrix(split))
         if neighbours is not None and neighbours < sim.shape[1]:
             cut = np.partition(sim, -neighbours, axis=1)[:, -neighbours][:, None]
             sim = np.where(sim >= cut, sim, 0.0).astype(np.float32)
         self.sim = sim
-        self.tie = _tie_breaker(_customer_counts(split.train, split.item_ids))
+        self.tie = tie_breaker(_customer_counts(split.train, split.item_ids))
         self.n_items = split.n_items
 
-    def score(self, batch: Batch) -> np.ndarray:
-        ctx = batch.context_matrix(self.n_items, weights="mean")
+    def score(self, cases: Cases) -> np.ndarray:
+        ctx = cases.context_matrix(self.n_items, weights="mean")
         return np.asarray(ctx @ self.sim) + self.tie
 
 
-def tfidf_vectors(texts, ngram_range=(1, 2)) -> sp.csr_matrix:
-    """L2-normalised TF-IDF vectors of item texts (word uni- and bigrams)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def ease_matrix(baskets: sp.csr_matrix, lam: float, dropout: float = 0.0) -> np.ndarray:
+    """B = argmin ||X - X B||^2 + ||Lambda^(1/2) B||^2 with diag(B) = 0 (EASE, Steck 2019), float32.
 
-    return TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True).fit_transform(texts).astype(np.float32)
+    ``X`` (``baskets``) is the (basket x item) matrix of training baskets. Closed form:
+    P = (X^T X + Lambda)^-1, B = -P / diag(P), diag(B) = 0. ``Lambda = lam I`` is EASE. ``dropout =
+    p > 0`` adds ``p / (1 - p) x diag(X^T X)``: the penalty of a denoising autoencoder that drops each
+    input item with probability ``p`` (DLAE, Steck 2020), so a popular item's weights shrink more
+    and one basket's co-purchases count less. Items never bought get a zero row and column.
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    gram = (baskets.T @ baskets).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam + dropout / (1.0 - dropout) * np.diag(gram)
+    P = np.linalg.inv(gram)
+    B = -P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    return B.astype(np.float32)
+
+
+class ItemRegression:
+    """The ID part: the ridge regression :func:`ease_matrix` of training baskets, ``B``.
+
+    A context's scores are the *sum* of its items' rows of ``B`` (``x B`` for the context's 0/1 row
+    ``x``: the model's own prediction; averaging instead flattens the scores of longer contexts).
+    Items never bought before the cutoff get a zero column: the ID part cannot recommend them. Items
+    beyond ``B``'s size (products added to a catalog after training, :meth:`from_matrix`) have no row
+    or column at all: they add nothing to a context and score 0.
+    """
+
+    def __init__(self, baskets: sp.csr_matrix, lam: float = 500.0, dropout: float = 0.0):
+        self.B = ease_matrix(baskets, lam, dropout)
+        self.n_items = baskets.shape[1]
+
+    @classmethod
+    def for_split(cls, split: ColdStartSplit, lam: float = 500.0, dropout: float = 0.0,
+                  customers: bool = False) -> "ItemRegression":
+        """Fitted on the split's training baskets (:func:`basket_matrix`, with ``customers``)."""
+        return cls(basket_matrix(split, customers=customers), lam=lam, dropout=dropout)
+
+    @classmethod
+    def from_matrix(cls, B: np.ndarray, n_items: Optional[int] = None) -> "ItemRegression":
+        """The ID part of a fitted ``B`` (e.g. a saved one) over a catalog of ``n_items`` items (default:
+        the ones ``B`` knows; more when products were added since)."""
+        model = cls.__new__(cls)
+        model.B = np.asarray(B, dtype=np.float32)
+        model.n_items = B.shape[1] if n_items is None else int(n_items)
+        return model
+
+    def score(self, cases: Cases) -> np.ndarray:
+        x = cases.context_matrix(self.n_items, weights="uniform")
+        known = self.B.shape[0]
+        if known == self.n_items:
+            return np.asarray(x @ self.B)
+        out = np.zeros((len(cases), self.n_items), np.float32)
+        out[:, :known] = np.asarray(x[:, :known] @ self.B)
+        return out
 
 
 class TextSimilarity:
     """Content-based recommender: cosine between the context's mean text vector and each item's.
 
     ``item_vectors`` is a (n_items x d) array or sparse matrix, rows L2-normalised (TF-IDF or LM
-    embeddings). The context vector is the mean of its items' vectors.
+    embeddings). The context vector is the mean of its items' vectors. A context with no item (a
+    zero vector) gets a row of ``-inf``: nothing to say. A text scorer for
+    :class:`~coldstart.models.retrieval.Retriever`.
     """
 
     def __init__(self, item_vectors, name: str = "text-similarity"):
         self.vectors = item_vectors
         self.name = name
 
-    def score(self, batch: Batch) -> np.ndarray:
-        ctx = batch.context_matrix(self.vectors.shape[0], weights="mean")
+    def score(self, cases: Cases) -> np.ndarray:
+        ctx = cases.context_matrix(self.vectors.shape[0], weights="mean")
         user = ctx @ self.vectors
         user = user.toarray() if sp.issparse(user) else np.asarray(user)
         norms = np.linalg.norm(user, axis=1, keepdims=True)
@@ -169,41 +234,26 @@ class TextSimilarity:
         return scores
 
 
-class Hybrid:
-    """``first + weight * second``: a weighted sum of two recommenders' scores.
+class Hybrid(Retriever):
+    """The course's hybrid baseline: ``id_part + weight * text``, the retrieval recipe without the
+    new-product term. Where the text part has nothing to say (a row of ``-inf``) it adds nothing, and
+    the ID part alone ranks.
 
     The course adds text similarity (cosine, in [0, 1]) to item-kNN (mean cosine of co-purchase
     vectors, in [0, 1]): where item-kNN knows an item the two signals add up; where it knows nothing
     (cold items, items never bought with the context) text similarity alone decides the order.
-    ``-inf`` ("nothing to say") counts as 0. ``weight`` is chosen on the validation split.
+    ``weight`` is chosen on the validation split (:func:`coldstart.training.selection.tune_hybrid`).
     """
 
-    def __init__(self, first, second, weight: float = 0.2, name: str = "hybrid"):
-        self.first, self.second, self.weight, self.name = first, second, weight, name
+    def __init__(self, id_part, text, weight: float = 0.2, name: str = "hybrid"):
+        super().__init__(text, id_part=id_part, w_text=weight, no_text="zero", name=name)
 
-    def score(self, batch: Batch) -> np.ndarray:
-        a = np.nan_to_num(self.first.score(batch), neginf=0.0)
-        b = np.nan_to_num(self.second.score(batch), neginf=0.0)
-        return (a + self.weight * b).astype(np.float32)
+    @property
+    def weight(self) -> float:
+        """The text part's weight (``w_text``)."""
+        return self.w_text
 
 
 def hybrid_for(split: ColdStartSplit, weight: float) -> Hybrid:
     """The course's hybrid baseline on a split: item-kNN + ``weight`` x TF-IDF similarity."""
     return Hybrid(ItemKNN(split), TextSimilarity(tfidf_vectors(split.texts()), name="tfidf"), weight, name="hybrid")
-
-
-def tune_hybrid(valid: ColdStartSplit, weights=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), max_users=None):
-    """Choose the hybrid's text weight on the validation split (mean NDCG@10 over k = 1, 3, 5).
-
-    Returns ``(best_weight, curve)`` where ``curve`` is a Series of the validation metric by weight.
-    """
-    from ..evaluation.harness import evaluate
-
-    knn = ItemKNN(valid)
-    text = TextSimilarity(tfidf_vectors(valid.texts()))
-    values = []
-    for w in weights:
-        r = evaluate(Hybrid(knn, text, w), valid, segments=["k=1", "k=3", "k=5"], max_users=max_users, n_boot=0)
-        values.append(r.table.query("metric == 'ndcg@10'")["value"].mean())
-    curve = pd.Series(values, index=list(weights), name="validation ndcg@10")
-    return float(curve.idxmax()), curve

@@ -15,17 +15,21 @@ Sentence vectors
 real (non-padding) tokens, then L2-normalises: the pooling all-MiniLM-L6-v2 was trained with, so
 cosine similarity of two vectors is a dot product. Texts are sorted by length and batched so each
 batch is padded only to its own longest text (dynamic padding), which is several times faster than
-padding everything to ``max_len``.
+padding everything to ``max_len``. The model's compiled forward pass (:func:`compiled_forward`) is
+traced once per model and kept by this module, not on the model.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from .._internal.progress import progress_bar
+from .._internal.tf import import_tensorflow, quiet_transformers
 from ..config import DEFAULT_MODEL, project_root
 
 
@@ -67,79 +71,114 @@ def resolve_model(name: Optional[str] = None) -> str:
     return name
 
 
-def load_encoder(name: Optional[str] = None, **config):
-    """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`).
-
-    Keyword arguments override the model's configuration, e.g. ``hidden_dropout_prob=0.3``.
-    """
-    from .._internal.tf import import_tensorflow, quiet_transformers
-
+def _loading(where: str, load):
+    """``load(where)`` with transformers quiet; a missing or unreadable model raises ModelUnavailable."""
     import_tensorflow()
     quiet_transformers()
-    from transformers import AutoTokenizer, TFAutoModel
-
-    where = resolve_model(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        model = TFAutoModel.from_pretrained(where, **config)
+        return load(where)
     except OSError as err:
         raise ModelUnavailable(
             f"Could not load model {where!r} ({str(err).splitlines()[0][:120]}): check the name, your "
             f"network, or put a local copy in {models_dir()} and set COLDSTART_MODELS_DIR"
         ) from err
-    return tokenizer, model
+
+
+def load_tokenizer(name: Optional[str] = None):
+    """The tokenizer of a Hub id or local folder (see :func:`resolve_model`)."""
+    from transformers import AutoTokenizer
+
+    return _loading(resolve_model(name), AutoTokenizer.from_pretrained)
+
+
+def load_encoder(name: Optional[str] = None, tokenizer=None, **config):
+    """Load ``(tokenizer, TF encoder)`` for a Hub id or local folder (see :func:`resolve_model`).
+
+    ``tokenizer``: use this one instead of loading the model's (for a checkpoint saved without its
+    tokenizer). Keyword arguments override the model's configuration, e.g. ``hidden_dropout_prob=0.3``.
+    """
+    from transformers import TFAutoModel
+
+    where = resolve_model(name)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(where)
+    return tokenizer, _loading(where, lambda w: TFAutoModel.from_pretrained(w, **config))
 
 
 def mean_pool(hidden, mask):
     """Average token vectors over the real tokens: ``sum(h * m) / sum(m)`` (TensorFlow)."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     mask = tf.cast(mask, hidden.dtype)[:, :, None]
     return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
 
 
 def _structure(model) -> int:
     """A fingerprint of the model's layer structure: changes when layers are inserted or replaced
-    (adapters, LoRA), not when weights train.
-
-    Keras's own walk over nested layers takes about 0.1 ms for MiniLM-L6; ``tf.Module.submodules``,
-    which also walks every attribute and variable, took 18 ms, half of encoding one short text."""
+    (adapters, LoRA), not when weights train. Keras's own walk over nested layers, not
+    ``tf.Module.submodules`` (which also walks every attribute and variable, and costs as much as
+    encoding a short text)."""
     walk = getattr(model, "_flatten_layers", None)
     layers = walk(include_self=False, recursive=True) if walk else getattr(model, "submodules", ())
     return hash(tuple(id(m) for m in layers))
 
 
-def _pooled_forward(model):
-    """The model's compiled mean-pooled forward pass, traced once per model and reused by every
-    :func:`encode` call. Its signature leaves batch size and length open, so one graph serves every
-    batch shape: letting TensorFlow relax the shapes itself traces and prepares a second graph on the
-    second shape, about 3 s more per model on a 2-core CPU.
+# model -> {pooled: (structure, compiled pass)}; weakly keyed, and the passes reach the model through a
+# weak reference only, so a model nobody uses any more is freed with its passes
+_COMPILED = weakref.WeakKeyDictionary()
 
-    A traced graph keeps calling the layers it was traced with, so when layers are inserted into the
-    model afterwards (``coldstart.peft.add_adapters`` on a model that already encoded something) the
-    pass is traced again; otherwise the new layers would be silently skipped."""
-    import tensorflow as tf
 
-    fn = getattr(model, "_coldstart_pooled_forward", None)
+def compiled_forward(model, pooled: bool = True):
+    """The model's compiled forward pass ``fn(input_ids, attention_mask)``: mean-pooled vectors
+    (``pooled``, what :func:`encode` uses) or the last hidden states (a query's token vectors).
+
+    Traced once per model and reused by every call: its signature leaves batch size and length open,
+    so one graph serves every batch shape (letting TensorFlow relax the shapes itself would trace and
+    prepare a second graph on the second shape). A traced graph keeps calling the layers it was
+    traced with, so when layers are inserted into the model afterwards (adapters or LoRA added to a
+    model that already encoded something) the pass is traced again; otherwise the new layers would
+    be silently skipped.
+    """
+    tf = import_tensorflow()
+    passes = _COMPILED.setdefault(model, {})
     key = _structure(model)
-    if fn is None or getattr(model, "_coldstart_pooled_structure", None) != key:
-
+    if passes.get(pooled, (None,))[0] != key:
+        ref = weakref.ref(model)
         ids = tf.TensorSpec([None, None], tf.int32)
 
         @tf.function(input_signature=[ids, ids], autograph=False)  # plain graph code: no AutoGraph rewrite needed
         def fn(input_ids, attention_mask):
-            hidden = model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
-            return mean_pool(hidden, attention_mask)
+            hidden = ref()(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
+            return mean_pool(hidden, attention_mask) if pooled else hidden
 
-        model._coldstart_pooled_forward = fn
-        model._coldstart_pooled_structure = key
-    return fn
+        passes[pooled] = (key, fn)
+    return passes[pooled][1]
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list:
     """Index batches of texts sorted by length (longest first), so each batch pads little."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], idx) -> tuple:
+    """``(ids, mask)``: the token sequences at ``idx`` padded with 0 ([PAD]) to the longest of them,
+    int32, and the mask of their real tokens."""
+    width = max(1, max(len(sequences[i]) for i in idx))
+    ids = np.zeros((len(idx), width), dtype=np.int32)
+    mask = np.zeros_like(ids)
+    for row, i in enumerate(idx):
+        ids[row, : len(sequences[i])] = sequences[i]
+        mask[row, : len(sequences[i])] = 1
+    return ids, mask
+
+
+def padded_batches(sequences: Sequence[Sequence[int]], batch_size: int, order: Optional[np.ndarray] = None):
+    """Yield ``(index, ids, mask)`` numpy batches of ``batch_size`` sequences taken in ``order``,
+    each padded to its own longest sequence (:func:`pad_batch`)."""
+    order = np.arange(len(sequences)) if order is None else order
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        yield (idx, *pad_batch(sequences, idx))
 
 
 def encode(
@@ -156,25 +195,16 @@ def encode(
 
     Empty texts are encoded as ``[CLS] [SEP]``; texts longer than ``max_len`` tokens are truncated.
     """
-    import tensorflow as tf
-
-    from .._internal.progress import progress_bar
-
+    tf = import_tensorflow()
     texts = ["" if t is None else str(t) for t in texts]
     if not texts:
         return np.zeros((0, model.config.hidden_size), dtype=np.float32)
-    enc = tokenizer(texts, max_length=max_len, truncation=True, padding=False)
-    ids, lengths = enc["input_ids"], [len(x) for x in enc["input_ids"]]
+    ids = tokenizer(texts, max_length=max_len, truncation=True, padding=False)["input_ids"]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
 
-    forward = _pooled_forward(model)
-    for idx in progress_bar(length_batches(lengths, batch_size), desc=desc, enabled=progress):
-        width = max(lengths[i] for i in idx)
-        batch = np.zeros((len(idx), width), dtype=np.int32)
-        mask = np.zeros_like(batch)
-        for row, i in enumerate(idx):
-            batch[row, : lengths[i]] = ids[i]
-            mask[row, : lengths[i]] = 1
+    forward = compiled_forward(model)
+    for idx in progress_bar(length_batches([len(x) for x in ids], batch_size), desc=desc, enabled=progress):
+        batch, mask = pad_batch(ids, idx)
         out[idx] = forward(tf.constant(batch), tf.constant(mask)).numpy()
     if normalize:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -5,19 +5,21 @@ A :class:`Recommender` is everything a shop needs at serving time, and nothing o
 * the **encoder** (a fine-tuned two-tower body from notebook 03, or the pretrained one, zero-shot)
   and its tokenizer, used only to encode a free-text query and new products;
 * the **item index**: every catalog item's L2-normalised text vector, computed once (``index``);
-* the **ID part** (optional): the item-to-item matrix of :class:`coldstart.models.ItemRegression`;
+* the **ID part** (optional): the item-to-item matrix of :class:`coldstart.models.baselines.ItemRegression`;
 * the **catalog** (item ids and texts), which items are new (no purchases before the cutoff), and
   the **popularity** of each item overall and per country, for a customer we know nothing about.
 
-Scoring recipe (the one notebook 03 tunes; ``runs/<profile>/retriever.json`` holds its choices)::
+Scoring recipe: the course's retrieval recipe (:mod:`coldstart.models.retrieval`, the one notebook 03
+tunes; ``runs/<profile>/retriever.json`` holds its choices)::
 
     score(u, i) = ID(u, i) + w_text * cos(u, v_i) + beta * [i is new]
 
 The user vector ``u`` is the normalised mean of the clicked items' index vectors and, when the
-customer typed something, the query's vector. So a **click** costs a few numpy operations over the
-index (no encoder call); a **query** costs one encoder call on a short text. ``ID(u, i)`` is the sum
-of the clicked items' rows of the ID matrix (``x B``, as :meth:`ItemRegression.score`); items added
-after training have no row or column in it and score 0 there.
+customer typed something, the query's vector (:mod:`coldstart.serving.query`). So a **click** costs a
+few numpy operations over the index (no encoder call); a **query** costs one encoder call on a short
+text. ``ID(u, i)`` is :meth:`ItemRegression.score <coldstart.models.baselines.ItemRegression.score>`:
+the sum of the clicked items' rows of the ID matrix; items added after training have no row or
+column in it and score 0 there.
 
 Every list comes with a **reason** per item: the clicked item (``bought with "..."`` when its ID
 part contributes most, ``similar to "..."`` when its text does) or the query word (``searched
@@ -40,108 +42,31 @@ ID matrix, catalog, popularity, versions) atomically; :meth:`Recommender.load` n
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
 import os
-import platform
-import shutil
-import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from .._internal.io import make_temp_dir, swap_in_dir
+from .._internal.blas import blas_limit
+from .._internal.io import atomic_dir
+from .._internal.versions import library_versions
+from ..config import get_profile, runs_dir, shown
+from ..data.protocol import Cases
+from ..evaluation.metrics import topk_items
+from ..models.baselines import CountryPopularity, ItemRegression, TextSimilarity
+from ..models.encoders import encode, load_encoder, load_tokenizer, resolve_model
+from ..models.retrieval import EncodedContextSimilarity, Recipe, Retriever, recipe_scores
+from .query import Query, encode_query
 
 FORMAT_VERSION = 1
 COLUMNS = ["item_id", "text", "score", "reason"]
 
 
-# -- the scoring recipe --------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """The weights of ``ID + w_text * cosine + beta * [new]``.
-
-    ``lam`` is the ID part's ridge strength (``None``: no ID part); ``dropout`` and ``customers`` are
-    the rest of its fit (:class:`~coldstart.models.ItemRegression`'s ``dropout``; ``customers=True``
-    adds one row per customer to the training baskets, :func:`~coldstart.baselines.basket_matrix`).
-    Defaults: text only, no bias.
-    """
-
-    w_text: float = 1.0
-    beta: float = 0.0
-    lam: Optional[float] = None
-    dropout: float = 0.0
-    customers: bool = False
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Recipe":
-        """Read a recipe; ``w`` is accepted for ``w_text``. Unknown keys raise ``ValueError``."""
-        values = dict(values)
-        if "w" in values and "w_text" not in values:
-            values["w_text"] = values.pop("w")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown recipe keys {unknown}: expected some of {sorted(known)}")
-        out = {k: (None if v is None else bool(v) if k == "customers" else float(v)) for k, v in values.items()}
-        return cls(**out)
-
-
-def read_recipe(path) -> Optional[Recipe]:
-    """The recipe in a ``retriever.json`` written by notebook 03 (``None`` if the file is missing).
-
-    The file may hold other keys (metrics, dates); only ``w_text`` (or ``w``), ``beta``, ``lam``,
-    ``dropout`` and ``customers`` are read, at the top level or under ``"recipe"``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    data = data.get("recipe", data)
-    if "w" in data and "w_text" not in data:
-        data = {**data, "w_text": data["w"]}
-    return Recipe.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers") if k in data})
-
-
-# -- the query side ------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Query:
-    """An encoded free-text query.
-
-    ``vector`` is the L2-normalised mean-pooled query vector; ``word_parts`` (n_words x d) are the
-    words' exact shares of it (``vector = word_parts.sum(0) + special-token part``), so
-    ``word_parts @ v`` says how much each word adds to the cosine with an item vector ``v``.
-    """
-
-    text: str
-    vector: np.ndarray
-    words: list
-    word_parts: np.ndarray
-    truncated: bool
-    n_tokens: int
-
-
-def _forward_fn(model):
-    """The encoder's compiled forward pass returning token states (traced once, any length)."""
-    import tensorflow as tf
-
-    fn = getattr(model, "_coldstart_token_forward", None)
-    if fn is None:
-        spec = tf.TensorSpec([None, None], tf.int32)
-
-        @tf.function(input_signature=[spec, spec], autograph=False)  # plain graph code: no AutoGraph rewrite needed
-        def fn(input_ids, attention_mask):
-            return model(input_ids=input_ids, attention_mask=attention_mask, training=False).last_hidden_state
-
-        model._coldstart_token_forward = fn
-    return fn
-
-
-# -- the recommender -----------------------------------------------------------------------------------
 class Recommender:
     """A new-user recommender over a precomputed item index (see the module docstring).
 
@@ -174,7 +99,7 @@ class Recommender:
             raise ValueError("the recipe has an ID part (lam) but no id_matrix was given")
         self.recipe, self.max_len, self.query_max_len = recipe, int(max_len), int(query_max_len)
         self.source, self.country_backoff = source, float(country_backoff)
-        self._pos = {item: i for i, item in enumerate(self.item_ids)}
+        self._position = {item: i for i, item in enumerate(self.item_ids)}
         self._country = {c: i for i, c in enumerate(self.countries)}
         self.blas_threads = blas_threads
 
@@ -185,15 +110,12 @@ class Recommender:
                    progress: Optional[bool] = None) -> "Recommender":
         """Build the recommender for a protocol split's catalog.
 
-        ``encoder``: a ``TFAutoModel`` body, a :class:`~coldstart.models.TwoTower` (its body is used),
-        a folder saved with ``save_pretrained`` or a model name (default: the profile's model,
+        ``encoder``: a ``TFAutoModel`` body, a :class:`~coldstart.models.bert.TwoTower` (its body is
+        used), a folder saved with ``save_pretrained`` or a model name (default: the profile's model,
         zero-shot). ``tokenizer`` defaults to the one saved beside the encoder, else the model's.
         The catalog is encoded once (the index); popularity comes from ``split.train`` only; the
         ID part is fitted on the training baskets when ``recipe.lam`` is set.
         """
-        from ..models.baselines import CountryPopularity, basket_matrix
-        from ..models.encoders import encode
-
         recipe = recipe or Recipe()
         tokenizer, encoder, where = _resolve_encoder(encoder, tokenizer)
         texts = split.texts()
@@ -203,12 +125,9 @@ class Recommender:
         countries = sorted(pop.countries, key=pop.countries.get)
         id_matrix = None
         if recipe.lam is not None:
-            from ..models.bert import ItemRegression
-
-            baskets = basket_matrix(split, customers=recipe.customers)
-            id_matrix = ItemRegression(baskets, lam=recipe.lam, dropout=recipe.dropout).B
-        is_new = (split.catalog["train_customers"].to_numpy() == 0).astype(np.float32)
-        rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=is_new, popularity=pop.glob,
+            id_matrix = ItemRegression.for_split(split, lam=recipe.lam, dropout=recipe.dropout,
+                                                 customers=recipe.customers).B
+        rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=split.new_items, popularity=pop.glob,
                   countries=countries, country_popularity=pop.share, id_matrix=id_matrix, recipe=recipe,
                   max_len=max_len, query_max_len=query_max_len, source=source or where)
         return rec.warm_up()
@@ -217,6 +136,11 @@ class Recommender:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def id_part(self) -> Optional[ItemRegression]:
+        """The ID part over the current catalog (products added since training score 0), or ``None``."""
+        return None if self.id_matrix is None else ItemRegression.from_matrix(self.id_matrix, self.n_items)
+
     def __repr__(self) -> str:
         id_part = "none" if self.id_matrix is None else f"{self.id_matrix.shape[0]} items"
         return (f"Recommender({self.n_items} items, {int(self.is_new.sum())} new, index {self.index.shape[1]}-d, "
@@ -224,27 +148,10 @@ class Recommender:
 
     # -- encoding ----------------------------------------------------------------------------------
     def encode_query(self, text: str) -> Query:
-        """Encode a free-text query (one encoder call). Longer than ``query_max_len`` tokens: truncated.
-
-        Raises ``ValueError`` for an empty or blank text (:meth:`recommend` ignores those instead).
-        """
-        text = "" if text is None else str(text)
-        if not text.strip():
-            raise ValueError("the query is empty: type a few words, or recommend from clicks alone")
-        import tensorflow as tf
-
-        enc = self.tokenizer(text, truncation=False, add_special_tokens=True)
-        full = len(enc["input_ids"])
-        enc = self.tokenizer(text, max_length=self.query_max_len, truncation=True,
-                             return_offsets_mapping=getattr(self.tokenizer, "is_fast", False))
-        ids = np.asarray(enc["input_ids"], np.int32)[None, :]
-        hidden = _forward_fn(self.encoder)(tf.constant(ids), tf.constant(np.ones_like(ids))).numpy()[0]
-        mean = hidden.mean(axis=0)
-        norm = max(float(np.linalg.norm(mean)), 1e-12)
-        shares = hidden / (len(hidden) * norm)   # the rows sum to the normalised query vector
-        words, parts = _group_words(text, enc, shares, self.tokenizer)
-        return Query(text=text, vector=(mean / norm).astype(np.float32), words=words,
-                     word_parts=parts.astype(np.float32), truncated=full > self.query_max_len, n_tokens=ids.shape[1])
+        """Encode a free-text query (one encoder call, :func:`~coldstart.serving.query.encode_query`).
+        Longer than ``query_max_len`` tokens: truncated. Raises ``ValueError`` for an empty or blank
+        text (:meth:`recommend` ignores those instead)."""
+        return encode_query(text, self.tokenizer, self.encoder, max_len=self.query_max_len)
 
     def add_items(self, texts: Sequence[str], ids: Optional[Sequence[str]] = None) -> list:
         """Put new products into the index now (they need a text, no purchases). Returns their ids.
@@ -253,8 +160,6 @@ class Recommender:
         default to ``new-1``, ``new-2``, ... Raises ``ValueError`` (and changes nothing) for an
         empty text, a repeated or existing id, or a length mismatch.
         """
-        from ..models.encoders import encode
-
         texts = [str(t) for t in texts]
         if ids is None:
             start = sum(1 for i in self.item_ids if i.startswith("new-")) + 1
@@ -265,7 +170,7 @@ class Recommender:
         blank = [i for i, t in zip(ids, texts) if not t.strip()]
         if blank:
             raise ValueError(f"products {blank} have an empty text: the index needs a text to place a product")
-        taken = [i for i in ids if i in self._pos]
+        taken = [i for i in ids if i in self._position]
         if taken or len(set(ids)) != len(ids):
             raise ValueError(f"ids already in the catalog or repeated: {taken or ids}")
         if not texts:
@@ -278,22 +183,30 @@ class Recommender:
         self.is_new = np.concatenate([self.is_new, np.ones(m, np.float32)])
         self.popularity = np.concatenate([self.popularity, np.zeros(m, np.float32)])
         self.country_popularity = np.hstack([self.country_popularity, np.zeros((len(self.countries), m), np.float32)])
-        self._pos.update({item: len(self._pos) + j for j, item in enumerate(ids)})
+        self._position.update({item: len(self._position) + j for j, item in enumerate(ids)})
         return ids
 
     def warm_up(self) -> "Recommender":
         """Run one query and one click, so the first customer does not pay for tracing the encoder's
-        graph (seconds) and for first-call allocations. Called by :meth:`from_split` and :meth:`load`."""
+        graph and for first-call allocations. Called by :meth:`from_split` and :meth:`load`."""
         self.recommend(self.item_ids[:1], query_text="warm up", k=1)
         return self
 
     # -- recommending ------------------------------------------------------------------------------
+    def knows(self, item_id) -> bool:
+        """True if ``item_id`` is in the catalog."""
+        return str(item_id) in self._position
+
+    def position(self, item_id) -> int:
+        """The catalog position of ``item_id`` (its row in :attr:`index`); ``KeyError`` if unknown."""
+        return self._position[str(item_id)]
+
     def positions(self, items: Iterable) -> tuple:
         """``(positions of known ids in click order, unknown ids)``; repeated clicks count once."""
         known, unknown = [], []
         for item in items:
             item = str(item)
-            pos = self._pos.get(item)
+            pos = self._position.get(item)
             if pos is None:
                 unknown.append(item)
             elif pos not in known:
@@ -301,15 +214,12 @@ class Recommender:
         return np.asarray(known, np.int64), unknown
 
     def _id_scores(self, clicks: np.ndarray) -> Optional[np.ndarray]:
-        """Sum of the clicked items' ID rows (zeros for items the ID part does not know)."""
+        """The ID part's scores for one customer's clicks (``None`` without an ID part or clicks)."""
         if self.id_matrix is None or not len(clicks):
             return None
-        n_id = self.id_matrix.shape[0]
-        rows = clicks[clicks < n_id]
-        out = np.zeros(self.n_items, np.float32)
-        if len(rows):
-            out[:n_id] = self.id_matrix[rows].sum(axis=0)
-        return out
+        one = Cases(context=[clicks], country=np.array([""], dtype=object),
+                    date=np.array(["NaT"], dtype="datetime64[ns]"))
+        return self.id_part.score(one)[0]
 
     def recommend(self, clicked_items: Iterable = (), query_text: Union[str, Query, None] = None,
                   country: Optional[str] = None, k: int = 10, exclude: Iterable = ()) -> pd.DataFrame:
@@ -328,7 +238,6 @@ class Recommender:
             query_text = self.encode_query(query_text)   # the encoder: TensorFlow's own thread pool
         with blas_limit(self.blas_threads):
             return self._recommend(clicked_items, query_text, country, k, exclude)
-
     def _recommend(self, clicked_items, query_text, country, k, exclude) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -364,13 +273,8 @@ class Recommender:
         raw = stacked.mean(axis=0)
         norm = max(float(np.linalg.norm(raw)), 1e-12)
         user = raw / norm
-        w, beta = self.recipe.w_text, self.recipe.beta
-        scores = w * (self.index @ user)
-        id_scores = self._id_scores(clicks)
-        if id_scores is not None:
-            scores += id_scores
-        if beta:
-            scores += beta * self.is_new
+        scores = recipe_scores(self.index @ user, self.recipe.w_text, self.recipe.beta, self.is_new,
+                               self._id_scores(clicks))
         top = _top(scores, banned, k)
         reasons = self._reasons(top, clicks, query, len(stacked) * norm)
         return self._frame(top, scores[top], reasons, notes, unknown, None)
@@ -378,7 +282,8 @@ class Recommender:
     def _popularity(self, country, notes):
         idx = self._country.get(country) if country is not None else None
         if idx is not None:
-            return self.country_popularity[idx] + self.country_backoff * self.popularity, "country", f"popular in {country}"
+            scores = self.country_popularity[idx] + self.country_backoff * self.popularity
+            return scores, "country", f"popular in {country}"
         if country is not None:
             notes.append(f"no training customers from {country!r}: global popularity")
         return self.popularity.copy(), "global", "popular overall"
@@ -415,7 +320,7 @@ class Recommender:
             else:
                 c, id_row, text_row = label
                 kind = "bought with" if id_row[col] > text_row[col] else "similar to"
-                reason = f'{kind} "{_short(self.texts[c])}"'
+                reason = f'{kind} "{shorten(self.texts[c])}"'
             if self.is_new[top[col]] and self.recipe.beta > 0:
                 reason += " · new product"
             out.append(reason)
@@ -433,24 +338,19 @@ class Recommender:
         return frame
 
     # -- batch scoring -----------------------------------------------------------------------------
-    def score(self, batch) -> np.ndarray:
-        """Scores of every item for a :class:`~coldstart.evaluate.Batch` of click contexts (catalog
-        positions), same recipe as :meth:`recommend`: usable by :func:`coldstart.evaluate.evaluate`.
-        A case with no context gets its country's popularity (else global)."""
-        lens = np.array([len(c) for c in batch.context])
-        ctx = batch.context_matrix(self.n_items, weights="mean")
-        users = np.asarray(ctx @ self.index)
-        users /= np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
-        scores = self.recipe.w_text * (users @ self.index.T)
-        if self.id_matrix is not None:
-            n_id = self.id_matrix.shape[0]
-            clicked = batch.context_matrix(self.n_items, weights="uniform")[:, :n_id]   # x B: the sum of rows
-            scores[:, :n_id] += np.asarray(clicked @ self.id_matrix)
-        if self.recipe.beta:
-            scores += self.recipe.beta * self.is_new
-        for row in np.flatnonzero(lens == 0):
-            scores[row] = self._popularity(batch.country[row], [])[0]
-        return scores.astype(np.float32)
+
+    # -- batch scoring -----------------------------------------------------------------------------
+    def score(self, cases: Cases) -> np.ndarray:
+        """Scores of every item for a batch of click contexts (catalog positions), with the recipe of
+        :meth:`recommend` (:class:`~coldstart.models.retrieval.Retriever` on the index): usable by
+        :func:`coldstart.evaluation.evaluate`. A case with no context gets its country's popularity
+        (else global)."""
+        retriever = Retriever(TextSimilarity(self.index), id_part=self.id_part, w_text=self.recipe.w_text,
+                              beta=self.recipe.beta, is_new=self.is_new)
+        scores = retriever.score(cases)
+        for row in np.flatnonzero([len(c) == 0 for c in cases.context]):
+            scores[row] = self._popularity(cases.country[row], [])[0]
+        return scores
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, folder) -> Path:
@@ -458,8 +358,7 @@ class Recommender:
         complete). Layout: ``encoder/`` (weights + tokenizer), ``index.npy``, ``id_matrix.npy``,
         ``catalog.parquet``, ``popularity.npz``, ``serving.json`` (recipe, sizes, versions)."""
         folder = Path(folder)
-        tmp = make_temp_dir(folder)
-        try:
+        with atomic_dir(folder) as tmp:
             self.encoder.save_pretrained(str(tmp / "encoder"))
             self.tokenizer.save_pretrained(str(tmp / "encoder"))
             np.save(tmp / "index.npy", self.index)
@@ -479,13 +378,9 @@ class Recommender:
                 "index_dim": int(self.index.shape[1]),
                 "source": self.source,
                 "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "versions": versions(),
+                "versions": library_versions(),
             }
             (tmp / "serving.json").write_text(json.dumps(meta, indent=1))
-            swap_in_dir(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
@@ -494,23 +389,19 @@ class Recommender:
         folder = Path(folder)
         meta_file = folder / "serving.json"
         if not meta_file.is_file():
-            raise FileNotFoundError(f"{folder} is not a saved recommender (no serving.json): write one with Recommender.save")
+            raise FileNotFoundError(f"{folder} is not a saved recommender (no serving.json): "
+                                    "write one with Recommender.save")
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{folder} has format {meta.get('format')}, this coldstart reads {FORMAT_VERSION}: save it again")
-        from .._internal.tf import import_tensorflow, quiet_transformers
-
-        import_tensorflow()
-        quiet_transformers()
-        from transformers import AutoTokenizer, TFAutoModel
-
-        tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
-        encoder = TFAutoModel.from_pretrained(str(folder / "encoder"))
+            raise ValueError(f"{folder} has format {meta.get('format')}, this coldstart reads {FORMAT_VERSION}: "
+                             "save it again")
+        tokenizer, encoder = load_encoder(str(folder / "encoder"))
         catalog = pd.read_parquet(folder / "catalog.parquet")
         id_file = folder / "id_matrix.npy"
         with np.load(folder / "popularity.npz") as pop:
             country_pop = pop["country"]
-        rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(), np.load(folder / "index.npy"),
+        rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(),
+                  np.load(folder / "index.npy"),
                   is_new=catalog["is_new"].to_numpy(), popularity=catalog["popularity"].to_numpy(),
                   countries=meta["countries"], country_popularity=country_pop,
                   id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
@@ -520,112 +411,9 @@ class Recommender:
         return rec.warm_up()
 
 
-# -- a customer's visit --------------------------------------------------------------------------------
-class Session:
-    """One customer's visit: a query (optional) and a growing list of clicks.
-
-    Each :meth:`search` costs one encoder call; each :meth:`click` reuses the encoded query, so it is
-    numpy only. Every step's list is in :attr:`current`; :attr:`timings` holds ``(action, ms)``.
-    """
-
-    def __init__(self, recommender: Recommender, country: Optional[str] = None, k: int = 10):
-        self.rec, self.country, self.k = recommender, country, k
-        self.clicks, self.query, self.timings = [], None, []
-        self.current = self._run("start")
-
-    def _run(self, action) -> pd.DataFrame:
-        start = time.perf_counter()
-        out = self.rec.recommend(self.clicks, query_text=self.query, country=self.country, k=self.k)
-        self.timings.append((action, 1000 * (time.perf_counter() - start)))
-        self.current = out
-        return out
-
-    def search(self, text: str) -> pd.DataFrame:
-        """Set (or with an empty text, clear) the query and recompute the list."""
-        start = time.perf_counter()
-        self.query = self.rec.encode_query(text) if text and str(text).strip() else None
-        out = self._run("search")
-        self.timings[-1] = ("search", 1000 * (time.perf_counter() - start))
-        return out
-
-    def click(self, item_id) -> pd.DataFrame:
-        """Add a click and recompute the list (no encoder call)."""
-        self.clicks.append(str(item_id))
-        return self._run("click")
-
-
-class Demo:
-    """An ipywidgets front end on a :class:`Session`: a search box and the list as clickable buttons.
-
-    :meth:`type_query` and :meth:`click` do exactly what typing and clicking do, so a notebook run
-    without a person (nbval, the headless course run) can play a scripted visit through the same code.
-    """
-
-    def __init__(self, recommender: Recommender, country: Optional[str] = None, k: int = 10):
-        import ipywidgets as W
-
-        self.session = Session(recommender, country=country, k=k)
-        self.search_box = W.Text(placeholder="what are you looking for? (Enter)", description="search",
-                                 continuous_update=False, layout=W.Layout(width="60%"))
-        self._typing = False
-        self.search_box.observe(self._on_search, names="value")
-        self.status = W.HTML()
-        self.items = W.VBox()
-        self.widget = W.VBox([self.search_box, self.status, self.items])
-        self._refresh()
-
-    def _refresh(self):
-        import html
-
-        import ipywidgets as W
-
-        buttons = []
-        for rank, row in self.session.current.iterrows():
-            b = W.Button(description=f"{rank}. {_short(row.text, 40)}", tooltip=row.reason,
-                         layout=W.Layout(width="60%"))
-            b.on_click(lambda _b, item=row.item_id: self.click(item))
-            buttons.append(W.HBox([b, W.HTML(f"<small>{html.escape(row.reason)}</small>")]))
-        self.items.children = buttons
-        action, ms = self.session.timings[-1]
-        clicked = ", ".join(_short(self.session.rec.texts[self.session.rec._pos[i]], 30)
-                            for i in self.session.clicks if i in self.session.rec._pos)
-        self.status.value = html.escape(f"{action}: {ms:.1f} ms · clicked: {clicked or 'nothing yet'}")
-
-    def _on_search(self, change):
-        if not self._typing:   # a person typed and pressed Enter
-            self.type_query(change["new"])
-
-    def type_query(self, text: str) -> pd.DataFrame:
-        self._typing = True
-        try:
-            self.search_box.value = text
-        finally:
-            self._typing = False
-        out = self.session.search(text)
-        self._refresh()
-        return out
-
-    def click(self, item_id) -> pd.DataFrame:
-        out = self.session.click(item_id)
-        self._refresh()
-        return out
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
-
-
-def demo_widget(recommender: Recommender, country: Optional[str] = None, k: int = 10) -> Demo:
-    """The interactive onboarding demo (see :class:`Demo`); display it in a notebook."""
-    return Demo(recommender, country=country, k=k)
-
-
 # -- building the course's recommender ----------------------------------------------------------------
 def checkpoint_folder(profile=None) -> Path:
     """Where notebook 03 saves the fine-tuned two-tower body: ``runs/<profile>/checkpoints/two-tower``."""
-    from ..config import runs_dir
-
     return runs_dir(profile) / "checkpoints" / "two-tower"
 
 
@@ -634,216 +422,58 @@ def for_profile(split, profile=None, progress: Optional[bool] = None, zero_shot_
     (``runs/<profile>/retriever.json``) when the checkpoint exists, else the profile's pretrained
     encoder zero-shot with ``zero_shot_recipe`` (default: text only). Returns ``(recommender, message)``.
     """
-    from ..config import get_profile, runs_dir, shown
-
-    profile = profile if hasattr(profile, "model_name") else get_profile(profile)
-    ckpt = checkpoint_folder(profile.name)
+    profile = profile if hasattr(profile, "encoder") else get_profile(profile)
+    model, ckpt = profile.encoder, checkpoint_folder(profile.name)
     if (ckpt / "config.json").is_file():
         recipe_file = runs_dir(profile.name) / "retriever.json"
-        recipe = read_recipe(recipe_file)
-        rec = Recommender.from_split(split, str(ckpt), recipe=recipe, max_len=profile.max_len,
-                                     batch_size=profile.encode_batch_size, progress=progress, source=shown(ckpt))
+        recipe = Recipe.read(recipe_file)
+        rec = Recommender.from_split(split, str(ckpt), recipe=recipe, max_len=model.max_len,
+                                     batch_size=model.batch_size, progress=progress, source=shown(ckpt))
         how = (f"its recipe from {shown(recipe_file)}" if recipe else
                f"no {shown(recipe_file)}, so the default recipe (text only, w_text=1, beta=0)")
         return rec, f"fine-tuned two-tower from {shown(ckpt)}, {how}: {rec.recipe}"
-    rec = Recommender.from_split(split, profile.model_name, recipe=zero_shot_recipe, max_len=profile.max_len,
-                                 batch_size=profile.encode_batch_size, progress=progress)
+    rec = Recommender.from_split(split, model.model_name, recipe=zero_shot_recipe, max_len=model.max_len,
+                                 batch_size=model.batch_size, progress=progress)
     return rec, (f"no fine-tuned checkpoint at {shown(ckpt)} (run notebook 03 first to use it): "
-                 f"{profile.model_name.split('/')[-1]} zero-shot, {rec.recipe}")
+                 f"{model.model_name.split('/')[-1]} zero-shot, {rec.recipe}")
 
 
-def encoded_context_recommender(rec: Recommender, name: str = "encoded context"):
+def encoded_context_recommender(rec: Recommender, name: str = "encoded context") -> Retriever:
     """Notebook 03's way to build the user vector, on the same encoder, index and recipe: the clicked
     items' texts are joined into one text and encoded (one encoder call per context), instead of
-    averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluate.evaluate`)."""
-    from ..models.bert import TextIDRecommender
-
-    class _IDPart:
-        def score(self, batch):
-            n_id = rec.id_matrix.shape[0]
-            out = np.zeros((len(batch), rec.n_items), np.float32)
-            clicked = batch.context_matrix(rec.n_items, weights="uniform")[:, :n_id]
-            out[:, :n_id] = np.asarray(clicked @ rec.id_matrix)
-            return out
-
-    return TextIDRecommender(rec.tokenizer, rec.encoder, rec.texts, rec.index,
-                             id_part=None if rec.id_matrix is None else _IDPart(), w_text=rec.recipe.w_text,
-                             beta=rec.recipe.beta, is_new=rec.is_new, max_len=rec.query_max_len, name=name)
-
-
-# -- latency ------------------------------------------------------------------------------------------
-def measure_latency(rec: Recommender, split, n_users: int = 200, n_queries: int = 200, k: int = 10,
-                    warmup: int = 20, seed: int = 0, batch_users: int = 1000, batch_size: int = 250) -> dict:
-    """Time the serving paths on real sessions of the split's new users (milliseconds, wall clock).
-
-    * ``click``: a click update -- :meth:`Recommender.recommend` with the clicks so far (1 to 5 items
-      of a new user's first invoice), reasons and DataFrame included; no encoder call.
-    * ``query``: a free-text query (2-4 words of an item's text, so every call is a new text) --
-      one encoder call plus the same scoring.
-    * ``batch_users_per_s``: :meth:`Recommender.score` plus the top ``k`` for ``batch_users`` users
-      (k=3 contexts) in batches of ``batch_size``.
-
-    Each path is warmed up ``warmup`` times first (tracing, caches). Returns the raw times too.
-    """
-    from ..evaluation.harness import Batch
-
-    rng = np.random.default_rng(seed)
-    seg = split.segment("k=5").sample(n_users, seed=seed)
-    sessions = [[split.item_ids[i] for i in c] for c in seg.context]
-    countries = list(seg.country)
-    texts = split.texts()
-    queries = []
-    for i in rng.choice(len(texts), size=n_queries + warmup, replace=False):
-        words = str(texts[i]).lower().split()
-        n = int(rng.integers(2, 5))
-        queries.append(" ".join(words[:n]) or "gift")
-
-    for s in sessions[:warmup]:
-        rec.recommend(s[:2], country=countries[0], k=k)
-    click_ms = []
-    for s, country in zip(sessions, countries):
-        for j in range(1, len(s) + 1):
-            start = time.perf_counter()
-            rec.recommend(s[:j], country=country, k=k)
-            click_ms.append(1000 * (time.perf_counter() - start))
-
-    for q in queries[:warmup]:
-        rec.recommend(query_text=q, k=k)
-    query_ms = []
-    for q in queries[warmup:]:
-        start = time.perf_counter()
-        rec.recommend(query_text=q, k=k)
-        query_ms.append(1000 * (time.perf_counter() - start))
-
-    seg3 = split.segment("k=3").sample(batch_users, seed=seed)
-    batch = Batch(context=list(seg3.context), country=seg3.country, date=seg3.date)
-
-    def run_batches():
-        for lo in range(0, len(batch), batch_size):
-            sub = Batch(batch.context[lo:lo + batch_size], batch.country[lo:lo + batch_size], batch.date[lo:lo + batch_size])
-            scores = rec.score(sub)
-            for row, ctx in enumerate(sub.context):
-                scores[row, ctx] = -np.inf
-            np.argpartition(-scores, k, axis=1)[:, :k]
-
-    run_batches()  # warm-up
-    rates = []
-    for _ in range(3):
-        start = time.perf_counter()
-        run_batches()
-        rates.append(len(batch) / (time.perf_counter() - start))
-    click_ms, query_ms = np.array(click_ms), np.array(query_ms)
-    return {
-        "click_ms": click_ms, "query_ms": query_ms,
-        "click_p50_ms": float(np.percentile(click_ms, 50)), "click_p95_ms": float(np.percentile(click_ms, 95)),
-        "query_p50_ms": float(np.percentile(query_ms, 50)), "query_p95_ms": float(np.percentile(query_ms, 95)),
-        "batch_users_per_s": float(np.median(rates)),
-        "n_clicks": int(len(click_ms)), "n_queries": int(len(query_ms)), "batch_users": int(len(batch)),
-    }
+    averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluation.evaluate`)."""
+    text = EncodedContextSimilarity(rec.tokenizer, rec.encoder, rec.texts, rec.index, context_len=rec.query_max_len)
+    return Retriever(text, id_part=rec.id_part, w_text=rec.recipe.w_text, beta=rec.recipe.beta, is_new=rec.is_new,
+                     name=name)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-_BLAS = []
-
-
-def blas_limit(threads: Optional[int]):
-    """A context in which numpy's BLAS uses at most ``threads`` threads (``None``: no limit).
-
-    Uses ``threadpoolctl`` (installed with scikit-learn); without it, a no-op."""
-    if threads is None:
-        return contextlib.nullcontext()
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS.append(ThreadpoolController().select(user_api="blas"))
-        except Exception:  # pragma: no cover - threadpoolctl missing or unable to find the library
-            _BLAS.append(None)
-    return contextlib.nullcontext() if _BLAS[0] is None else _BLAS[0].limit(limits=threads)
-
-
-def versions() -> dict:
-    """Library versions recorded with a saved recommender."""
-    from .. import __version__
-    from .._internal.versions import installed_versions
-
-    out = {k: v for k, v in installed_versions(("tensorflow", "tf-keras", "transformers", "numpy", "pandas")).items()}
-    out.update(coldstart=__version__, python=platform.python_version())
-    return out
-
-
 def _resolve_encoder(encoder, tokenizer):
     """``(tokenizer, TF encoder body, description)`` from a model, a TwoTower, a folder or a name."""
-    from ..models.encoders import load_encoder, resolve_model
-
     if encoder is None or isinstance(encoder, (str, os.PathLike)):
         name = None if encoder is None else str(encoder)
-        where = resolve_model(name)
-        folder = Path(where)
+        folder = Path(resolve_model(name))
         if tokenizer is None and folder.is_dir() and not (folder / "tokenizer_config.json").is_file():
             # a checkpoint saved without its tokenizer: use the base model's (same vocabulary)
-            from ..config import get_profile
-
-            tokenizer, _ = load_encoder(get_profile().model_name)
-            from transformers import TFAutoModel
-
-            return tokenizer, TFAutoModel.from_pretrained(where), str(encoder)
-        tok, model = load_encoder(name)
-        return tokenizer or tok, model, str(encoder) if encoder is not None else "pretrained"
+            tokenizer = load_tokenizer(get_profile().encoder.model_name)
+        tokenizer, model = load_encoder(name, tokenizer=tokenizer)
+        return tokenizer, model, str(encoder) if encoder is not None else "pretrained"
     body = getattr(encoder, "encoder", encoder)   # a TwoTower: its shared BERT body
     if tokenizer is None:
-        name = getattr(getattr(body, "config", None), "_name_or_path", None)
-        tokenizer, _ = load_encoder(name or None)
+        tokenizer = load_tokenizer(getattr(getattr(body, "config", None), "_name_or_path", None) or None)
     return tokenizer, body, type(encoder).__name__
 
 
-def _group_words(text, enc, shares, tokenizer):
-    """Sum token shares per word of the original text (special tokens belong to no word)."""
-    words, parts = [], []
-    if getattr(tokenizer, "is_fast", False):
-        word_ids = enc.word_ids()
-        offsets = enc["offset_mapping"]
-        spans = {}
-        for t, w in enumerate(word_ids):
-            if w is None:
-                continue
-            lo, hi = offsets[t]
-            if w not in spans:
-                spans[w] = [lo, hi, [t]]
-            else:
-                spans[w][1] = hi
-                spans[w][2].append(t)
-        for w in sorted(spans):
-            lo, hi, toks = spans[w]
-            words.append(text[lo:hi])
-            parts.append(shares[toks].sum(axis=0))
-    else:  # slow tokenizers: one "word" per wordpiece
-        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
-        special = set(tokenizer.all_special_tokens)
-        for t, tok in enumerate(tokens):
-            if tok not in special:
-                words.append(tok)
-                parts.append(shares[t])
-    dim = shares.shape[1]
-    return words, (np.vstack(parts) if parts else np.zeros((0, dim), np.float32))
-
-
 def _top(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` best scores, best first, skipping ``banned`` (ties: lower position first)."""
-    scores = scores.astype(np.float32, copy=True)
-    if len(banned):
-        scores[banned] = -np.inf
-    allowed = len(scores) - len(np.unique(banned))
-    k = min(k, allowed)
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    cand = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    order = np.lexsort((cand, -scores[cand]))
-    return cand[order][:k]
+    """Positions of the ``k`` best scores, best first, skipping ``banned`` (ties: lower position first,
+    as every ranking of the course: :func:`~coldstart.evaluation.metrics.topk_items`)."""
+    exclude = np.zeros((1, len(scores)), dtype=bool)
+    exclude[0, banned] = True
+    top = topk_items(scores[None, :], k, exclude=exclude)[0]
+    return top[top >= 0]
 
 
-def _short(text: str, n: int = 48) -> str:
+def shorten(text: str, n: int = 48) -> str:
+    """``text`` cut to ``n`` characters, an ellipsis marking the cut: how lists show a product."""
     text = str(text)
     return text if len(text) <= n else text[: n - 1] + "…"
-
-

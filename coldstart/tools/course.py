@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..config import PROFILES, get_profile, project_root, runs_dir
+from .report import TABLE_SEGMENTS
 
 
 def notebooks(root: Path) -> list:
@@ -34,7 +35,8 @@ def run_notebook(path: Path, out: Path, timeout: int = 3600) -> float:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
     finally:
@@ -45,9 +47,12 @@ def run_notebook(path: Path, out: Path, timeout: int = 3600) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=PROFILES, default=None, help="default: from COLDSTART_PROFILE or the hardware")
-    parser.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these prefixes (e.g. 00 01)")
-    parser.add_argument("--reference", action="store_true", help="copy outputs back over the tracked notebooks and results/")
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="default: from COLDSTART_PROFILE or the hardware")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only notebooks whose name starts with these prefixes (e.g. 00 01)")
+    parser.add_argument("--reference", action="store_true",
+                        help="copy outputs back over the tracked notebooks and results/")
     args = parser.parse_args(argv)
 
     profile = get_profile(args.profile)
@@ -78,7 +83,7 @@ def main(argv=None) -> int:
         import pandas as pd
 
         table = pd.read_csv(board)
-        main_rows = table[table["metric"].eq("ndcg@10") & table["segment"].isin(["k=1", "k=3", "k=5", "cold-items"])]
+        main_rows = table[table["metric"].eq("ndcg@10") & table["segment"].isin(TABLE_SEGMENTS)]
         if len(main_rows):
             wide = main_rows.pivot_table(index=["method", "kind"], columns="segment", values="value")
             print("\nLeaderboard (NDCG@10 by segment), profile", profile.name)

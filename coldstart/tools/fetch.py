@@ -5,7 +5,7 @@ For an offline workshop, run this once while online (``make fetch``). It
 * downloads the official UCI zip (sha256-verified) and caches the table as
   ``data/online_retail.parquet``, unless a local file is configured (``COLDSTART_DATA_FILE``);
 * copies the profile's encoder(s) from the Hugging Face Hub into ``models/<name>/`` (or
-  ``$COLDSTART_MODELS_DIR``), where :func:`coldstart.encoders.resolve_model` finds them.
+  ``$COLDSTART_MODELS_DIR``), where :func:`coldstart.models.encoders.resolve_model` finds them.
 
 Afterwards the whole course runs with the network off (``HF_HUB_OFFLINE=1``).
 """
@@ -13,12 +13,14 @@ Afterwards the whole course runs with the network off (``HF_HUB_OFFLINE=1``).
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import sys
 from pathlib import Path
 
-from .._internal.io import make_temp_dir
+from .._internal.io import atomic_dir
+from .._internal.progress import quiet
 from ..config import DEFAULT_MODEL, get_profile, shown
+from ..data.retail import load_raw
 from ..models.encoders import ModelUnavailable, models_dir, resolve_model
 
 # Files an encoder needs (weights in either framework's format, tokenizer, config).
@@ -28,10 +30,6 @@ MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.
 
 def fetch_data(progress: bool = True) -> str:
     """Make sure the table is available locally; returns where it is."""
-    import os
-
-    from ..data.retail import load_raw
-
     local = os.environ.get("COLDSTART_DATA_FILE")
     df = load_raw(progress=progress)
     where = shown(local) if local else "data/online_retail.parquet"
@@ -50,24 +48,14 @@ def fetch_model(name: str) -> Path:
         return Path(found)
     import huggingface_hub
 
-    from .._internal.progress import quiet
-
     if quiet():  # CI, nbval: one line instead of a bar per file
         huggingface_hub.utils.disable_progress_bars()
     target = models_dir() / name.split("/")[-1]
     print(f"model {name}: downloading from the Hugging Face Hub ...", flush=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(target)
-    try:
+    with atomic_dir(target) as tmp:
         huggingface_hub.snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
         if not (tmp / "config.json").is_file():
             raise ModelUnavailable(f"Model {name!r} has no config.json on the Hub: is the name right?")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"model {name}: copied to {shown(target)}")
     return target
 
@@ -79,7 +67,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
     fetch_data()
-    names = args.models or sorted({profile.model_name, DEFAULT_MODEL})
+    names = args.models or sorted({profile.encoder.model_name, DEFAULT_MODEL})
     for name in names:
         fetch_model(name)
     print("Ready for offline use: set HF_HUB_OFFLINE=1 and run the course.")

@@ -7,13 +7,12 @@ README's table is exactly what it renders, so the README can never drift from th
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from ..config import project_root
 
-SEGMENTS = ("k=1", "k=3", "k=5", "cold-items")
+TABLE_SEGMENTS = ("k=1", "k=3", "k=5", "cold-items")  # the columns of the README's table
 BEGIN = "<!-- results:begin (python -m coldstart.tools.report) -->"
 END = "<!-- results:end -->"
 
@@ -21,11 +20,11 @@ END = "<!-- results:end -->"
 def markdown_table(board: pd.DataFrame, profile: str = "cpu", protocol: str = "coldstart") -> str:
     """NDCG@10 per segment plus cold-item Recall@20 and coverage@10 at k=1, one row per method."""
     # rows of other segments (the market and season groups of notebook 09) belong to other tables
-    t = board[(board["profile"] == profile) & (board["protocol"] == protocol) & board["segment"].isin(SEGMENTS)]
+    t = board[(board["profile"] == profile) & (board["protocol"] == protocol) & board["segment"].isin(TABLE_SEGMENTS)]
     if t.empty:
         return "_(no results for this profile yet)_"
     wide = t.pivot_table(index=["method", "kind"], columns=["metric", "segment"], values="value", aggfunc="first")
-    cols = {f"NDCG@10 {s}": ("ndcg@10", s) for s in SEGMENTS}
+    cols = {f"NDCG@10 {s}": ("ndcg@10", s) for s in TABLE_SEGMENTS}
     cols["Recall@20 cold-items"] = ("recall@20", "cold-items")
     cols["coverage@10 k=1"] = ("coverage@10", "k=1")
     out = pd.DataFrame({name: wide[key] if key in wide.columns else float("nan") for name, key in cols.items()})

@@ -5,15 +5,15 @@ protocol-like pairs, on the same machine, in one run, two ways:
 
 * **course** -- the course's pipeline: ``tf.data`` with length-bucketed dynamic padding and prefetch,
   a compiled train step through Keras ``fit``, Adam with one fused kernel per weight
-  (:class:`coldstart.training.FusedAdam`);
+  (:class:`coldstart.training.optim.FusedAdam`);
 * **naive** -- like the source's sample code: every example padded to the longest in the data set,
   a Python loop over steps calling the model eagerly under ``tf.GradientTape``, stock Keras Adam.
 
 Each is warmed up (tracing excluded), then timed over ``--repeats`` rounds. A round measures the
 machine's matmul peak (a large float32 ``tf.matmul``), then one pass of the course pipeline, then one
-pass of the naive one, so every figure has neighbours measured within a minute of it: this machine's
-speed drifts by 20% and more over minutes, and a peak measured once, minutes away from the training
-it divides, moved the fraction from 0.38 to 0.50 between otherwise identical runs. Reported: the
+pass of the naive one, so every figure has neighbours measured within a minute of it: a shared
+machine's speed drifts over minutes, and a peak measured once, minutes away from the training it
+divides, misstates the fraction (docs/design-notes.md). Reported: the
 median examples/s of each pipeline and their ratio, and the median over rounds of the course pass's
 useful FLOP/s divided by its own round's peak. Useful FLOPs count real tokens only, not padding:
 ``3 x (tokens x (2 N + 4 layers x length x hidden) + 2 H)`` per example, with N the parameters that
@@ -54,13 +54,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .._internal.io import write_text_atomic
+from .._internal.runinfo import cpu_model
+from .._internal.tf import import_tensorflow
 from ..config import get_profile, project_root
+from ..data.protocol import load_or_make
+from ..data.text import context_text
+from ..models.encoders import load_tokenizer
+from ..models.retrieval import Recipe
+from ..serving.recommender import for_profile
+from ..training.pairs import ctr_pairs, training_examples
+from ..training.pipeline import bucketed_dataset
+from .latency import crossencoder_full_catalog, fresh_crossencoder, measure_latency
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     """Median float32 GFLOP/s of an ``n x n`` matmul on this machine (TensorFlow, all cores)."""
-    from .._internal.tf import import_tensorflow
-
     tf = import_tensorflow()
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
@@ -75,14 +84,11 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 
 
 def _pairs(n_pairs: int, seed: int = 0):
-    from ..data import protocol
-    from ..training import pairs
-
-    split = protocol.load_or_make("validation", verbose=False)
+    split = load_or_make("validation", verbose=False)
     texts = np.array(split.texts())
-    ex = pairs.training_examples(split, seed=seed, max_examples=n_pairs)
-    frame = pairs.ctr_pairs(ex, split.n_items, negatives=1, seed=seed).iloc[:n_pairs]
-    ctx = [" ; ".join(texts[c]) for c in frame["context"]]
+    ex = training_examples(split, seed=seed, max_examples=n_pairs)
+    frame = ctr_pairs(ex, split.n_items, negatives=1, seed=seed).iloc[:n_pairs]
+    ctx = [context_text(texts[c]) for c in frame["context"]]
     cand = [texts[i] for i in frame["candidate"]]
     return ctx, cand, frame["label"].to_numpy(np.float32)
 
@@ -132,9 +138,7 @@ def interleaved_rounds(peak, passes: dict, repeats: int):
 def _ctr_inputs(model_name, n_pairs: int, max_len: int):
     """``(features, lengths, labels)``: the benchmark's pairs tokenised as notebook 03 does (its
     ``tokenize_pairs`` cuts the context so that a pair has at most ``max_len`` = 48 tokens)."""
-    from ..models.encoders import load_encoder
-
-    tokenizer, _ = load_encoder(model_name)
+    tokenizer = load_tokenizer(model_name)
     ctx, cand, labels = _pairs(n_pairs)
     enc = tokenizer(ctx, cand, truncation="only_first", max_length=max_len)
     features = {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"]}
@@ -143,17 +147,11 @@ def _ctr_inputs(model_name, n_pairs: int, max_len: int):
 
 def _fresh_crossencoder(model_name, jit_compile: bool = False, steps_per_execution: int = 1):
     """The pretrained encoder with a fresh one-logit head, compiled with ``FusedAdam`` and the CTR loss."""
-    from transformers import TFAutoModelForSequenceClassification
-
-    from .. import training
-    from .._internal.tf import import_tensorflow, quiet_transformers
-    from ..models.encoders import resolve_model
-    from ..models.bert import CrossEncoder
+    from ..training.optim import FusedAdam  # a TensorFlow class, made on first use
 
     tf = import_tensorflow()
-    quiet_transformers()
-    model = CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
-    model.compile(optimizer=training.FusedAdam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+    model = fresh_crossencoder(model_name)
+    model.compile(optimizer=FusedAdam(3e-5), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
                   jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     return model
 
@@ -175,16 +173,13 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     pipeline (to compare settings of the course pipeline quickly); ``peak`` is called once per round
     and returns GFLOP/s.
     """
-    from .. import training
-    from .._internal.tf import import_tensorflow
-
     tf = import_tensorflow()
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
     ids, tts = features["input_ids"], features["token_type_ids"]
 
     # course: bucketed dynamic padding + compiled Keras fit
     course = _fresh_crossencoder(model_name, jit_compile=jit_compile)
-    data = training.bucketed_dataset(features, lengths, batch_size, labels=labels)
+    data = bucketed_dataset(features, lengths, batch_size, labels=labels)
 
     def course_epoch():
         course.fit(data, epochs=1, verbose=0)
@@ -203,7 +198,8 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
 
         def naive_epoch():
             for lo in range(0, len(labels), batch_size):
-                x = {"input_ids": tf.constant(pad_ids[lo : lo + batch_size]), "token_type_ids": tf.constant(pad_tt[lo : lo + batch_size])}
+                x = {"input_ids": tf.constant(pad_ids[lo : lo + batch_size]),
+                     "token_type_ids": tf.constant(pad_tt[lo : lo + batch_size])}
                 with tf.GradientTape() as tape:
                     loss = loss_fn(labels[lo : lo + batch_size], naive_model(x, training=True))
                 grads = tape.gradient(loss, naive_model.trainable_variables)
@@ -217,7 +213,7 @@ def benchmark_training(model_name=None, n_pairs: int = 512, batch_size: int = 32
     per_token, per_sequence = useful_param_counts(course.classifier)
     flops = _mean_flops(course, lengths)
     # One round: the peak, then each pipeline, all within about a minute. The discarded first peak:
-    # the first one measured in a process often reads low here (109-128 GFLOP/s, ~200 after).
+    # the first one measured in a process often reads low (docs/design-notes.md).
     passes = {"course": course_epoch, "naive": naive_epoch} if naive else {"course": course_epoch}
     peaks, seconds = interleaved_rounds(peak, passes, repeats)
     course_rates = [len(labels) / t for t in seconds["course"]]
@@ -269,17 +265,15 @@ def benchmark_batching(model_name=None, n_pairs: int = 512, max_len: int = 48, r
     ``fit``) on the same pairs, one pass per round, in ``repeats`` interleaved rounds led by a matmul
     peak (as :func:`benchmark_training`). A variant is ``(name, batch_size, group_window,
     steps_per_execution)``: ``group_window=None`` is the course's length buckets, an integer the
-    length-grouped batches of :func:`coldstart.training.bucketed_dataset`; ``steps_per_execution``
+    length-grouped batches of :func:`coldstart.training.pipeline.bucketed_dataset`; ``steps_per_execution``
     is Keras' (training steps per call of the compiled function). Per variant: median examples/s,
     median fraction, its rounds, batches per pass and the share of real (not padding) tokens.
     """
-    from .. import training
-
     features, lengths, labels = _ctr_inputs(model_name, n_pairs, max_len)
     passes, out = {}, {"pairs": int(len(labels)), "max_len": max_len, "model": model_name, "variants": {}}
     for name, batch_size, window, spe in variants:
         model = _fresh_crossencoder(model_name, steps_per_execution=spe)
-        data = training.bucketed_dataset(features, lengths, batch_size, labels=labels, group_window=window)
+        data = bucketed_dataset(features, lengths, batch_size, labels=labels, group_window=window)
         shapes = [tuple(x["input_ids"].shape) for x, _ in data]
         # with several steps per call, Keras needs the number of steps of a pass
         kw = {"steps_per_epoch": len(shapes)} if spe > 1 else {}
@@ -309,13 +303,13 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     """Where one training step of the CTR cross-encoder spends its time, at one fixed shape.
 
     A batch of ``batch_size`` pairs of ``length`` real tokens (no padding: the pipeline's share is
-    measured by :func:`benchmark_training`), timed as compiled ``tf.function``\ s, ``steps`` calls
+    measured by :func:`benchmark_training`), timed as compiled ``tf.function`` calls, ``steps`` calls
     each, in ``repeats`` interleaved rounds led by a matmul peak (like the training benchmark):
 
     * ``forward``: the model in training mode (dropout on);
     * ``forward_backward``: the loss and the gradients of every weight, no update;
     * ``step_keras_adam`` / ``step_fused_adam``: the whole step, with ``tf.keras.optimizers.Adam``
-      and with :class:`coldstart.training.FusedAdam`;
+      and with :class:`coldstart.training.optim.FusedAdam`;
     * the step's matrix products alone, at its shapes: ``matmul_projection`` (the batch's tokens times
       a hidden x hidden weight: attention's query, key, value and output), ``matmul_feed_forward``
       (times the hidden x intermediate weight) and ``matmul_attention`` (each head's length x length
@@ -325,20 +319,15 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     of a training step's; a product of m x k by k x n does 2 m k n), its median fraction of the same
     round's matmul peak.
     """
-    from transformers import TFAutoModelForSequenceClassification
-
-    from .. import training
-    from .._internal.tf import import_tensorflow, quiet_transformers
-    from ..models.encoders import resolve_model
-    from ..models.bert import CrossEncoder
+    from ..training.optim import FusedAdam  # a TensorFlow class, made on first use
 
     tf = import_tensorflow()
-    quiet_transformers()
-    model = CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
+    model = fresh_crossencoder(model_name)
     cfg = model.classifier.config
     rng = np.random.default_rng(0)
     x = {"input_ids": tf.constant(rng.integers(cfg.vocab_size // 10, cfg.vocab_size, (batch_size, length)), tf.int32),
-         "token_type_ids": tf.constant(np.repeat([[0] * (length // 2) + [1] * (length - length // 2)], batch_size, 0), tf.int32)}
+         "token_type_ids": tf.constant(np.repeat([[0] * (length // 2) + [1] * (length - length // 2)], batch_size, 0),
+                                       tf.int32)}
     y = tf.constant(rng.integers(0, 2, batch_size), tf.float32)
     loss_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
     model(x)
@@ -359,7 +348,7 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     q = tf.random.normal((batch_size * heads, length, hidden // heads))
     parts = {"forward": lambda: model(x, training=True), "forward_backward": gradients,
              "step_keras_adam": step_with(tf.keras.optimizers.Adam(3e-5)),
-             "step_fused_adam": step_with(training.FusedAdam(3e-5)),
+             "step_fused_adam": step_with(FusedAdam(3e-5)),
              "matmul_projection": lambda: tf.matmul(a, w_proj),
              "matmul_feed_forward": lambda: tf.matmul(a, w_ff),
              "matmul_attention": lambda: tf.matmul(q, q, transpose_b=True)}
@@ -376,7 +365,8 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
 
     peaks, seconds = interleaved_rounds(peak, {name: timed(fn) for name, fn in compiled.items()}, repeats)
     per_token, per_sequence = useful_param_counts(model.classifier)
-    step_flops = batch_size * training_flops_per_example(per_token, length, cfg.num_hidden_layers, cfg.hidden_size, per_sequence)
+    step_flops = batch_size * training_flops_per_example(per_token, length, cfg.num_hidden_layers, cfg.hidden_size,
+                                                         per_sequence)
     out = {"batch_size": batch_size, "tokens": length, "model": model_name,
            "useful_gflop_per_step": float(f"{step_flops / 1e9:.4g}"),
            "matmul_peak_gflop_per_s": float(f"{statistics.median(peaks):.4g}")}
@@ -392,29 +382,8 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     return out
 
 
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> dict:
-    """The CPU's model name and its widest float SIMD extension, read from ``cpuinfo`` (Linux).
-
-    The matmul peak follows the vector width: the same two cores measured about 200 GFLOP/s on an
-    AVX2 machine and about 400 on an AVX-512 one. Empty where the file does not exist.
-    """
-    try:
-        with open(cpuinfo) as f:
-            text = f.read()
-    except OSError:
-        return {}
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)  # the last CPU's fields
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    simd = next((name for flag, name in [("amx_bf16", "AVX-512 + AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"),
-                                         ("avx", "AVX"), ("sse2", "SSE2")] if flag in flags), None)
-    return {k: v for k, v in {"cpu_model": fields.get("model name"), "simd": simd}.items() if v}
-
-
 def machine() -> dict:
     """A short description of the machine the numbers come from."""
-    from .._internal.tf import import_tensorflow
-
     tf = import_tensorflow()
     return {
         "cpu": platform.processor() or platform.machine(),
@@ -427,52 +396,6 @@ def machine() -> dict:
     }
 
 
-def crossencoder_full_catalog(model_name, context_text: str, item_texts, batch_size: int = 128, max_len: int = 48) -> dict:
-    """Milliseconds to score every catalog item for one user with a cross-encoder (brute force).
-
-    The model is :class:`coldstart.models.CrossEncoder` on the profile's encoder with a fresh one-logit
-    head (the weights do not change the time). Pairs are tokenised as notebook 03 does
-    (``[CLS] context [SEP] item [SEP]``, at most ``max_len`` tokens), sorted by length and padded per
-    batch; the forward pass is compiled once for any shape and warmed up on two batches first.
-    Tokenisation is included in the time.
-    """
-    from transformers import TFAutoModelForSequenceClassification
-
-    from .. import training
-    from .._internal.tf import import_tensorflow, quiet_transformers
-    from ..models.encoders import load_encoder, resolve_model
-    from ..models.bert import CrossEncoder
-
-    tf = import_tensorflow()
-    quiet_transformers()
-    tokenizer, _ = load_encoder(model_name)
-    cross = CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
-    spec = tf.TensorSpec([None, None], tf.int32)
-
-    @tf.function(input_signature=[spec, spec])
-    def probabilities(ids, tts):
-        return tf.sigmoid(cross({"input_ids": ids, "token_type_ids": tts}))
-
-    def score_all(texts):
-        enc = tokenizer([context_text] * len(texts), list(texts), truncation="only_first", max_length=max_len)
-        ids, tts = enc["input_ids"], enc["token_type_ids"]
-        lengths = np.array([len(x) for x in ids])
-        out = np.zeros(len(texts), np.float32)
-        for idx, batch_ids, _ in training.padded_batches(ids, batch_size, np.argsort(lengths)):
-            batch_tt = np.zeros_like(batch_ids)
-            for row, i in enumerate(idx):
-                batch_tt[row, : len(tts[i])] = tts[i]
-            out[idx] = probabilities(tf.constant(batch_ids, tf.int32), tf.constant(batch_tt, tf.int32)).numpy()
-        return out
-
-    score_all(list(item_texts)[: 2 * batch_size])  # warm-up: tracing
-    start = time.perf_counter()
-    probs = score_all(item_texts)
-    ms = 1000 * (time.perf_counter() - start)
-    return {"crossencoder_full_catalog_ms": round(ms, 1), "crossencoder_items": int(len(probs)),
-            "crossencoder_pairs_per_s": round(len(probs) / (ms / 1000), 1)}
-
-
 def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, batch_users: int = 1000,
                       crossencoder: bool = True) -> dict:
     """Latency of notebook 07's recommender on the full test catalog (see the module docstring).
@@ -482,15 +405,11 @@ def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, ba
     with an ID part (lam 500) and a new-item bias, so every serving path runs (the weights do not
     change the time).
     """
-    from .. import serving
-    from ..data import protocol
-
-    profile = profile if hasattr(profile, "model_name") else get_profile(profile)
-    split = protocol.load_or_make("test", verbose=False)
-    rec, how = serving.for_profile(split, profile, progress=False,
-                                   zero_shot_recipe=serving.Recipe(w_text=1.0, beta=0.005, lam=500.0))
+    profile = profile if hasattr(profile, "encoder") else get_profile(profile)
+    split = load_or_make("test", verbose=False)
+    rec, how = for_profile(split, profile, progress=False, zero_shot_recipe=Recipe(w_text=1.0, beta=0.005, lam=500.0))
     load_before = os.getloadavg()
-    lat = serving.measure_latency(rec, split, n_users=n_users, n_queries=n_queries, batch_users=batch_users)
+    lat = measure_latency(rec, split, n_users=n_users, n_queries=n_queries, batch_users=batch_users)
     out = {
         "click_p50_ms": round(lat["click_p50_ms"], 2), "click_p95_ms": round(lat["click_p95_ms"], 2),
         "query_p50_ms": round(lat["query_p50_ms"], 2), "query_p95_ms": round(lat["query_p95_ms"], 2),
@@ -501,8 +420,8 @@ def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, ba
     }
     if crossencoder:
         seg = split.segment("k=3").sample(1, seed=0)
-        context = " ; ".join(split.texts(seg.context[0]))
-        out.update(crossencoder_full_catalog(profile.model_name, context, split.texts()))
+        context = context_text(split.texts(seg.context[0]))
+        out.update(crossencoder_full_catalog(profile.encoder.model_name, context, split.texts()))
         out["crossencoder_vs_query_p50"] = round(out["crossencoder_full_catalog_ms"] / lat["query_p50_ms"], 1)
         out["crossencoder_vs_click_p50"] = round(out["crossencoder_full_catalog_ms"] / lat["click_p50_ms"], 1)
         out["ratio"] = out["crossencoder_vs_query_p50"]
@@ -518,8 +437,6 @@ def benchmark_serving(profile=None, n_users: int = 300, n_queries: int = 300, ba
 
 def merge_results(out, key: str, values: dict) -> dict:
     """Set ``results[key] = values`` in the JSON file ``out``, keeping every other key; atomic write."""
-    from .._internal.io import write_text_atomic
-
     out = Path(out)
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = values
@@ -569,15 +486,16 @@ def main(argv=None) -> int:
     if args.only == "breakdown":
         return _run_part(out, "training_breakdown", f"training step breakdown: {args.batch_size} pairs x 24 tokens, "
                          f"{args.repeats} rounds", lambda: benchmark_step_breakdown(
-                             profile.model_name, batch_size=args.batch_size, repeats=args.repeats))
+                             profile.encoder.model_name, batch_size=args.batch_size, repeats=args.repeats))
     if args.only == "batching":
         names = ", ".join(v[0] for v in BATCHING_VARIANTS)
         return _run_part(out, "training_batching", f"batching benchmark: {args.pairs} pairs, {args.repeats} rounds of "
                          f"(matmul peak, {names})", lambda: benchmark_batching(
-                             profile.model_name, n_pairs=args.pairs, repeats=args.repeats))
-    print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass) ...",
+                             profile.encoder.model_name, n_pairs=args.pairs, repeats=args.repeats))
+    print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass)"
+          " ...",
           flush=True)
-    train = benchmark_training(profile.model_name, n_pairs=args.pairs, repeats=args.repeats,
+    train = benchmark_training(profile.encoder.model_name, n_pairs=args.pairs, repeats=args.repeats,
                                batch_size=args.batch_size, jit_compile=args.xla)
     merge_results(out, "training", train)
     merge_results(out, "machine", machine())

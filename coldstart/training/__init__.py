@@ -1,20 +1,29 @@
-"""The training stage: training examples and pairs, augmentation, the input pipeline, optimizers and
-callbacks."""
+"""The training stage: training examples and pairs, augmentation, the input pipeline, optimizers,
+callbacks, the hardware set-up, and choices made on the validation split.
 
-from .pipeline import (  # noqa: F401
-    bucketed_dataset,
-    configure_precision,
-    keras_verbose,
-    make_ranking_callback,
-    padded_batches,
-    pick_strategy,
-    warmup_schedule,
-)
+* :mod:`~coldstart.training.pairs` -- pseudo new users from the training rows; CTR and two-tower pairs.
+* :mod:`~coldstart.training.augment` -- data augmentation for scarce behaviour data (notebook 05).
+* :mod:`~coldstart.training.pipeline` -- ``tf.data`` batches with length-bucketed dynamic padding.
+* :mod:`~coldstart.training.optim` -- :class:`FusedAdam` and the warm-up learning rate.
+* :mod:`~coldstart.training.callbacks` -- the validation-ranking callback (early stopping, best weights).
+* :mod:`~coldstart.training.hardware` -- the ``tf.distribute`` strategy and the precision policy.
+* :mod:`~coldstart.training.selection` -- :func:`tune_hybrid`.
+
+Importing it does not import TensorFlow: the modules that need it import it on first use.
+"""
+
+from .._internal.progress import keras_verbose  # noqa: F401  (notebooks call training.keras_verbose())
+from .callbacks import make_ranking_callback  # noqa: F401
+from .hardware import configure_precision, pick_strategy  # noqa: F401
+from .optim import warmup_schedule  # noqa: F401
+from .pairs import tower_dataset  # noqa: F401
+from .pipeline import bucketed_dataset, pairs_dataset  # noqa: F401
+from .selection import tune_hybrid  # noqa: F401
 
 
 def __getattr__(name):
     if name == "FusedAdam":   # a TensorFlow class: made on first use, so importing training does not import TensorFlow
-        from .pipeline import FusedAdam
+        from .optim import FusedAdam
 
         return FusedAdam
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,13 @@
 two-tower retriever, made from the training rows and the catalog texts only.
 
 Notebook 05 measures each augmentation against the unaugmented model under the same training budget.
-All of them work on :class:`~coldstart.pairs.Examples` (pseudo new users: context items in click
+All of them work on :class:`~coldstart.training.pairs.Examples` (pseudo new users: context items in click
 order -> target items) and return :class:`Augmented` examples, an ``Examples`` that also records the
 augmentation that made each example (``kind``) and, for the text-side augmentations, the context's
 rewritten item texts (``texts``).
 
-Kinds (:data:`KINDS`)
----------------------
+Augmentations (:data:`AUGMENTATIONS`)
+-------------------------------------
 Sequence augmentations of a customer's context (contrastive sequential recommendation uses the same
 three, e.g. CL4SRec, Xie et al. 2022). They need a context of at least two items:
 
@@ -59,16 +59,19 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.protocol import item_counts
+from ..data.text import CONTEXT_SEPARATOR, context_text, tfidf_similarity
+from ..evaluation.metrics import topk_items
 from .pairs import Examples
 
-KINDS = ("crop", "mask", "reorder", "sub_baskets", "word_dropout", "neighbour_swap", "synthetic")
+AUGMENTATIONS = ("crop", "mask", "reorder", "sub_baskets", "word_dropout", "neighbour_swap", "synthetic")
 GROUPS = {
     "sequence": ("crop", "mask", "reorder"),
     "text": ("word_dropout", "neighbour_swap"),
-    "all": KINDS,
+    "all": AUGMENTATIONS,
 }
-SEQUENCE_KINDS = GROUPS["sequence"]
-TEXT_KINDS = GROUPS["text"]
+SEQUENCE_AUGMENTATIONS = GROUPS["sequence"]
+TEXT_AUGMENTATIONS = GROUPS["text"]
 
 # Default strength of each augmentation; ``augment(..., options={"crop": {"keep": 0.5}})`` changes one.
 DEFAULTS = {
@@ -88,7 +91,7 @@ MODES = ("only", "add", "replace")
 class Augmented(Examples):
     """Examples plus where each came from.
 
-    Attributes (besides ``context, targets, country, date`` of :class:`~coldstart.pairs.Examples`)
+    Attributes (besides ``context, country, date, targets`` of :class:`~coldstart.training.pairs.Examples`)
     ----------
     kind: ``"original"`` or the augmentation that made the example, one per example.
     texts: per example ``None`` (use the catalog texts of the context items) or a list of rewritten
@@ -105,12 +108,8 @@ class Augmented(Examples):
         if self.texts is None:
             self.texts = [None] * n
         if not (len(self.targets) == len(self.country) == len(self.date) == len(self.kind) == len(self.texts) == n):
-            raise ValueError("Augmented: context, targets, country, date, kind and texts must have one entry per example")
-
-    def subset(self, idx) -> "Augmented":
-        idx = np.asarray(idx, dtype=np.int64)
-        return Augmented([self.context[i] for i in idx], [self.targets[i] for i in idx], self.country[idx],
-                         self.date[idx], self.kind[idx], [self.texts[i] for i in idx])
+            raise ValueError("Augmented: context, targets, country, date, kind and texts must have one entry per "
+                             "example")
 
 
 def as_augmented(examples: Examples, kind: str = "original") -> Augmented:
@@ -118,8 +117,10 @@ def as_augmented(examples: Examples, kind: str = "original") -> Augmented:
     if isinstance(examples, Augmented):
         return examples
     n = len(examples)
-    return Augmented(list(examples.context), list(examples.targets), np.asarray(examples.country, dtype=object),
-                     np.asarray(examples.date, dtype="datetime64[ns]"), np.array([kind] * n, dtype=object), [None] * n)
+    return Augmented(context=list(examples.context), targets=list(examples.targets),
+                     country=np.asarray(examples.country, dtype=object),
+                     date=np.asarray(examples.date, dtype="datetime64[ns]"), kind=np.array([kind] * n, dtype=object),
+                     texts=[None] * n)
 
 
 def concat(*parts: Examples) -> Augmented:
@@ -128,24 +129,26 @@ def concat(*parts: Examples) -> Augmented:
     if not parts:
         return _empty()
     return Augmented(
-        [c for p in parts for c in p.context], [t for p in parts for t in p.targets],
-        np.concatenate([p.country for p in parts]).astype(object),
-        np.concatenate([p.date for p in parts]).astype("datetime64[ns]"),
-        np.concatenate([p.kind for p in parts]).astype(object), [x for p in parts for x in p.texts],
+        context=[c for p in parts for c in p.context], targets=[t for p in parts for t in p.targets],
+        country=np.concatenate([p.country for p in parts]).astype(object),
+        date=np.concatenate([p.date for p in parts]).astype("datetime64[ns]"),
+        kind=np.concatenate([p.kind for p in parts]).astype(object), texts=[x for p in parts for x in p.texts],
     )
 
 
 def _empty() -> Augmented:
-    return Augmented([], [], np.array([], dtype=object), np.array([], dtype="datetime64[ns]"),
-                     np.array([], dtype=object), [])
+    return Augmented(context=[], targets=[], country=np.array([], dtype=object),
+                     date=np.array([], dtype="datetime64[ns]"), kind=np.array([], dtype=object), texts=[])
 
 
-def context_strings(examples: Examples, catalog_texts: Sequence[str], sep: str = " ; ") -> list:
-    """The context of every example written as one text (the two-tower model's user side): the
-    rewritten texts of text-side augmentations, otherwise the catalog texts, in click order."""
+def context_strings(examples: Examples, catalog_texts: Sequence[str], sep: str = CONTEXT_SEPARATOR) -> list:
+    """The context of every example written as one text (the two-tower model's user side,
+    :func:`~coldstart.data.text.context_text`): the rewritten texts of text-side augmentations,
+    otherwise the catalog texts, in click order."""
     texts = np.asarray(catalog_texts, dtype=object)
     own = getattr(examples, "texts", None) or [None] * len(examples)
-    return [sep.join(t if t is not None else texts[np.asarray(c, dtype=np.int64)]) for c, t in zip(examples.context, own)]
+    return [context_text(t if t is not None else texts[np.asarray(c, dtype=np.int64)], sep=sep)
+            for c, t in zip(examples.context, own)]
 
 
 # -- sequence augmentations -------------------------------------------------------------------------
@@ -230,20 +233,6 @@ def neighbour_word_swap(text: str, neighbour_texts: Sequence[str], rng, p: float
     return " ".join(words)
 
 
-def tfidf_similarity(texts: Sequence[str], fit_on: Optional[np.ndarray] = None) -> np.ndarray:
-    """Cosine similarity of item texts' TF-IDF vectors (word uni- and bigrams, as
-    :func:`coldstart.baselines.tfidf_vectors`), dense. The vocabulary and IDF weights are learnt from
-    the texts selected by ``fit_on`` (boolean mask or positions; default all), so texts outside it
-    cannot change the similarities between texts inside it."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = list(texts)
-    fit = texts if fit_on is None else list(np.asarray(texts, dtype=object)[np.asarray(fit_on)])
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(fit)
-    vecs = vec.transform(texts).astype(np.float32)  # rows L2-normalised (a text of unseen words: all zero)
-    return np.asarray((vecs @ vecs.T).toarray(), dtype=np.float32)
-
-
 def text_neighbours(texts: Sequence[str], n: int = 5, candidates: Optional[np.ndarray] = None,
                     similarity: Optional[np.ndarray] = None, rows: Optional[np.ndarray] = None
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +240,8 @@ def text_neighbours(texts: Sequence[str], n: int = 5, candidates: Optional[np.nd
 
     ``candidates`` (boolean mask or positions) limits which items may be neighbours (default: all);
     ``rows`` (positions) limits whose neighbours are computed (default: every item's); ``similarity``
-    is a precomputed item-item cosine matrix (default: :func:`tfidf_similarity` of ``texts``).
+    is a precomputed item-item cosine matrix (default: :func:`~coldstart.data.text.tfidf_similarity`
+    of ``texts``).
     Returns ``(neighbours, similarities)``, both ``(len(rows), n)``, most similar first; items with
     fewer than ``n`` candidates get ``-1`` (similarity ``-inf``) in the missing places. Ties are
     broken by catalog position, so the result is deterministic.
@@ -266,35 +256,16 @@ def text_neighbours(texts: Sequence[str], n: int = 5, candidates: Optional[np.nd
         allowed = candidates.astype(bool) if candidates.dtype == bool else np.isin(np.arange(n_items), candidates)
     sim[:, ~allowed] = -np.inf
     sim[np.arange(len(rows)), rows] = -np.inf  # never itself
-    if n < n_items:  # the n largest of each row (ties at the border: the lower position), then sorted
-        cut = np.partition(sim, n_items - n, axis=1)[:, n_items - n][:, None]
-        above = sim > cut
-        need = n - above.sum(axis=1, keepdims=True)
-        tie = (sim == cut) & (np.cumsum(sim == cut, axis=1) <= need)
-        sim_top = np.where(above | tie, sim, -np.inf)
-        order = np.sort(np.argpartition(-sim_top, n - 1, axis=1)[:, :n], axis=1)
-    else:
-        order = np.tile(np.arange(n_items), (len(rows), 1))
-    best = np.take_along_axis(sim, order, axis=1)
-    rank = np.argsort(-best, axis=1, kind="stable")  # most similar first; ties: lower position first
-    order, best = np.take_along_axis(order, rank, axis=1), np.take_along_axis(best, rank, axis=1)
-    order = np.where(np.isfinite(best), order, -1)
-    if order.shape[1] < n:  # fewer items than n
-        pad = n - order.shape[1]
-        order = np.pad(order, ((0, 0), (0, pad)), constant_values=-1)
-        best = np.pad(best, ((0, 0), (0, pad)), constant_values=-np.inf)
-    return order.astype(np.int64), best
+    order = topk_items(sim, n)  # most similar first, ties to the lower position; -1 where none is left
+    best = np.where(order >= 0, np.take_along_axis(sim, np.maximum(order, 0), axis=1), -np.inf).astype(np.float32)
+    return order, best
 
 
 # -- helpers on the split -------------------------------------------------------------------------
 def catalog_similarity(split) -> np.ndarray:
     """TF-IDF text cosine of the split's catalog, weights learnt from the texts of items sold before
     the cutoff only (so cold items' texts change nothing between known items); computed once per split."""
-    cached = getattr(split, "_augment_similarity", None)
-    if cached is None:
-        cached = tfidf_similarity(split.texts(), fit_on=_known(split))
-        split._augment_similarity = cached
-    return cached
+    return split.cached("augmentation similarity", lambda s: tfidf_similarity(s.texts(), fit_on=_known(s)))
 
 
 def _known(split) -> np.ndarray:
@@ -303,25 +274,24 @@ def _known(split) -> np.ndarray:
 
 
 def _baskets(split) -> pd.DataFrame:
-    """Training invoices as catalog positions in line order, with country and date (cached)."""
-    cached = getattr(split, "_augment_baskets", None)
-    if cached is not None and cached[0] is split.train:
-        return cached[1]
+    """Training invoices as catalog positions in line order, with country and date (computed once per split)."""
+    return split.cached("augmentation baskets", _invoice_baskets)
+
+
+def _invoice_baskets(split) -> pd.DataFrame:
     rows = split.train.sort_values(["date", "invoice", "line"], kind="stable")
     pos = {item: i for i, item in enumerate(split.item_ids)}
     rows = rows.assign(p=rows["item"].map(pos)).dropna(subset=["p"]).drop_duplicates(["invoice", "item"])
     rows["p"] = rows["p"].astype(np.int64)
     baskets = rows.groupby("invoice", sort=False).agg(
         items=("p", lambda s: np.asarray(s, dtype=np.int64)), country=("country", "first"), date=("date", "first"))
-    split._augment_baskets = (split.train, baskets)
     return baskets
 
 
 def invoice_counts(split) -> np.ndarray:
     """Training invoices per catalog item, counted from ``split.train`` (not the catalog column, so a
     sampled-down split counts right)."""
-    counts = split.train.groupby("item")["invoice"].nunique()
-    return counts.reindex(split.item_ids).fillna(0).to_numpy(dtype=np.int64)
+    return item_counts(split.train, split.item_ids, "invoice")
 
 
 def scarce_split(split, customers: float = 0.2, seed: int = 0):
@@ -333,11 +303,7 @@ def scarce_split(split, customers: float = 0.2, seed: int = 0):
     ids = np.sort(split.train["customer"].unique())
     n = max(1, int(round(customers * len(ids))))
     keep = np.random.default_rng(seed).choice(ids, size=n, replace=False)
-    train = split.train[split.train["customer"].isin(keep)].reset_index(drop=True)
-    catalog = split.catalog.copy()
-    catalog["train_customers"] = train.groupby("item")["customer"].nunique().reindex(catalog.index).fillna(0).astype(np.int64)
-    catalog["train_invoices"] = train.groupby("item")["invoice"].nunique().reindex(catalog.index).fillna(0).astype(np.int64)
-    return dataclasses.replace(split, train=train, catalog=catalog)
+    return split.with_train(split.train[split.train["customer"].isin(keep)])
 
 
 # -- new pseudo-users -------------------------------------------------------------------------------
@@ -367,8 +333,9 @@ def sub_baskets(split, n: int, seed: int = 0, max_k: int = 5, max_size: int = 20
         targets.append(basket[k:])
         country.append(usable["country"].iloc[i])
         date.append(usable["date"].iloc[i])
-    return Augmented(context, targets, np.array(country, dtype=object), np.array(date, dtype="datetime64[ns]"),
-                     np.array(["sub_baskets"] * n, dtype=object), [None] * n)
+    return Augmented(context=context, targets=targets, country=np.array(country, dtype=object),
+                     date=np.array(date, dtype="datetime64[ns]"), kind=np.array(["sub_baskets"] * n, dtype=object),
+                     texts=[None] * n)
 
 
 def synthetic_plan(split, max_invoices: int = 2, neighbours: int = 3, min_similarity: float = 0.2,
@@ -396,7 +363,8 @@ def synthetic_plan(split, max_invoices: int = 2, neighbours: int = 3, min_simila
         for nb, s in zip(near_i, sims_i):
             if nb >= 0 and s >= min_similarity:
                 rows.append((int(item), int(nb), float(s), int(counts[item]), int(counts[nb]), bool(not known[item])))
-    return pd.DataFrame(rows, columns=["item", "neighbour", "similarity", "item_invoices", "neighbour_invoices", "cold"])
+    columns = ["item", "neighbour", "similarity", "item_invoices", "neighbour_invoices", "cold"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def synthetic_interactions(split, plan: pd.DataFrame, n: int, seed: int = 0, mode: str = "only",
@@ -434,7 +402,8 @@ def synthetic_interactions(split, plan: pd.DataFrame, n: int, seed: int = 0, mod
     keep = np.array([(int(i), int(nb)) in usable for i, nb in zip(plan["item"], plan["neighbour"])], dtype=bool)
     plan = plan.loc[keep]
     if n and plan.empty:
-        raise ValueError("synthetic_interactions: no neighbour in the plan appears in a training invoice with another item")
+        raise ValueError("synthetic_interactions: no neighbour in the plan appears in a training invoice with "
+                         "another item")
     by_item = {item: g for item, g in plan.groupby("item", sort=True)}
     items = np.array(sorted(by_item), dtype=np.int64)
     order = _rounds(order_rng, len(items), n)
@@ -459,8 +428,9 @@ def synthetic_interactions(split, plan: pd.DataFrame, n: int, seed: int = 0, mod
         targets.append(np.array(tgt, dtype=np.int64))
         country.append(baskets["country"].iloc[b])
         date.append(baskets["date"].iloc[b])
-    return Augmented(context, targets, np.array(country, dtype=object), np.array(date, dtype="datetime64[ns]"),
-                     np.array(["synthetic"] * len(order), dtype=object), [None] * len(order))
+    return Augmented(context=context, targets=targets, country=np.array(country, dtype=object),
+                     date=np.array(date, dtype="datetime64[ns]"),
+                     kind=np.array(["synthetic"] * len(order), dtype=object), texts=[None] * len(order))
 
 
 # -- the entry point --------------------------------------------------------------------------------
@@ -482,7 +452,7 @@ def _rounds(rng, n_pool: int, n: int) -> np.ndarray:
 
 
 def resolve_kinds(kinds) -> tuple:
-    """Kinds and group names (``sequence``, ``text``, ``all``) as a tuple of kinds, in :data:`KINDS`
+    """Kinds and group names (``sequence``, ``text``, ``all``) as a tuple of kinds, in :data:`AUGMENTATIONS`
     order, without repeats. Unknown names raise ``ValueError``."""
     if kinds is None:
         return ()
@@ -492,18 +462,19 @@ def resolve_kinds(kinds) -> tuple:
     for name in kinds:
         if name in GROUPS:
             out += GROUPS[name]
-        elif name in KINDS:
+        elif name in AUGMENTATIONS:
             out.append(name)
         else:
-            raise ValueError(f"Unknown augmentation {name!r}: choose from {KINDS} or the groups {tuple(GROUPS)}")
-    return tuple(k for k in KINDS if k in out)
+            raise ValueError(f"Unknown augmentation {name!r}: choose from {AUGMENTATIONS} "
+                             f"or the groups {tuple(GROUPS)}")
+    return tuple(k for k in AUGMENTATIONS if k in out)
 
 
 def _options(options: Optional[dict]) -> dict:
     merged = {k: dict(v) for k, v in DEFAULTS.items()}
     for kind, values in (options or {}).items():
         if kind not in DEFAULTS:
-            raise ValueError(f"options for unknown augmentation {kind!r}: choose from {KINDS}")
+            raise ValueError(f"options for unknown augmentation {kind!r}: choose from {AUGMENTATIONS}")
         unknown = set(values) - set(DEFAULTS[kind])
         if unknown:
             raise ValueError(f"Unknown option(s) {sorted(unknown)} for {kind}: it takes {sorted(DEFAULTS[kind])}")
@@ -544,7 +515,8 @@ def _transformed(pool: Augmented, kind: str, n: int, seed, opts: dict, split, ca
         context.append(np.asarray(ctx, dtype=np.int64))
         targets.append(np.asarray(tgt, dtype=np.int64))
         texts.append(own)
-    return Augmented(context, targets, pool.country[src], pool.date[src], np.array([kind] * len(src), dtype=object), texts)
+    return Augmented(context=context, targets=targets, country=pool.country[src], date=pool.date[src],
+                     kind=np.array([kind] * len(src), dtype=object), texts=texts)
 
 
 def augment(
@@ -558,7 +530,7 @@ def augment(
     return_kinds: bool = False,
 ):
     """A training set of exactly ``total`` examples: a share ``original`` of original examples, the
-    rest split evenly among ``kinds`` (augmentation names or groups, see :data:`KINDS`, :data:`GROUPS`).
+    rest split evenly among ``kinds`` (augmentation names or groups, see :data:`AUGMENTATIONS`, :data:`GROUPS`).
 
     Parameters
     ----------
@@ -586,13 +558,15 @@ def augment(
         raise ValueError(f"original must be a share in [0, 1], got {original}")
     if not kinds:
         original = 1.0
-    if len(pool) == 0 and (original > 0 or set(kinds) & set(SEQUENCE_KINDS + TEXT_KINDS)):
+    if len(pool) == 0 and (original > 0 or set(kinds) & set(SEQUENCE_AUGMENTATIONS + TEXT_AUGMENTATIONS)):
         raise ValueError("the pool of original examples is empty")
     n_orig = int(round(original * total))
     n_aug = total - n_orig
-    quota = {k: n_aug // len(kinds) + (1 if i < n_aug % len(kinds) else 0) for i, k in enumerate(kinds)} if kinds else {}
+    quota = ({k: n_aug // len(kinds) + (1 if i < n_aug % len(kinds) else 0) for i, k in enumerate(kinds)}
+             if kinds else {})
     # one seed per kind, whatever else is asked for: a kind's examples do not depend on the others
-    seeds = dict(zip(("original", "shuffle") + KINDS, np.random.SeedSequence(seed).spawn(2 + len(KINDS))))
+    seeds = dict(zip(("original", "shuffle") + AUGMENTATIONS,
+                     np.random.SeedSequence(seed).spawn(2 + len(AUGMENTATIONS))))
     cache: dict = {}
     if quota.get("neighbour_swap"):
         o = opts["neighbour_swap"]
@@ -646,5 +620,5 @@ def describe(examples: Examples, split=None) -> pd.DataFrame:
                            "rare targets": float(np.mean((counts[tg] <= 2) & ~cold[tg])) if len(tg) else np.nan,
                            "cold targets": float(np.mean(cold[tg])) if len(tg) else np.nan}
         table = table.join(pd.DataFrame(extra).T)
-    order = [k for k in ("original",) + KINDS if k in table.index]
+    order = [k for k in ("original",) + AUGMENTATIONS if k in table.index]
     return table.loc[order]

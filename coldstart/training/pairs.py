@@ -1,4 +1,4 @@
-"""Training examples built the way the protocol builds test cases, from training rows only.
+"""Training examples and pairs, built the way the protocol builds test cases, from training rows only.
 
 A model is used on "the first k clicks of a new customer's first invoice -> what else will they buy".
 Training it on anything else (random co-purchase pairs, say) teaches a different task. So
@@ -10,34 +10,31 @@ no test-period row can leak in.
 
 :func:`ctr_pairs` turns such examples into labelled (context, candidate, label) triples for the
 CTR cross-encoder: each positive is a real target, each negative an item sampled from the catalog
-that the pseudo user never bought.
+that the pseudo user never bought. :func:`tokenized_tower_pairs` turns them into the two-tower
+model's (context text, bought item) pairs, and :func:`tower_dataset` into its training data, a fresh
+draw per epoch. :func:`history_pairs` draws the same kind of pairs from the published benchmark.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..data.benchmark import MAX_HISTORY, SeqBenchmark
+from ..data.protocol import Cases
+from ..data.text import context_text
+from .pipeline import pairs_dataset
+
 
 @dataclasses.dataclass
-class Examples:
-    """Pseudo-user examples: ``context[i]`` (catalog positions, in click order) and ``targets[i]``."""
+class Examples(Cases):
+    """Pseudo-user examples: :class:`~coldstart.data.protocol.Cases` (``context``, in click order,
+    ``country``, ``date``) with ``targets[i]``, an int array of the catalog positions bought."""
 
-    context: list
     targets: list
-    country: np.ndarray
-    date: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.context)
-
-    def subset(self, idx) -> "Examples":
-        idx = np.asarray(idx, dtype=np.int64)  # an empty list is float64 to numpy: not an index
-        return Examples([self.context[i] for i in idx], [self.targets[i] for i in idx],
-                        self.country[idx], self.date[idx])
 
 
 def training_examples(
@@ -80,7 +77,8 @@ def training_examples(
                 targets.append(np.array(tgt, dtype=np.int64))
                 country.append(cust["country"].iloc[j])
                 date.append(cust["date"].iloc[j])
-    ex = Examples(context, targets, np.array(country, dtype=object), np.array(date, dtype="datetime64[ns]"))
+    ex = Examples(context=context, targets=targets, country=np.array(country, dtype=object),
+                  date=np.array(date, dtype="datetime64[ns]"))
     if max_examples is not None and len(ex) > max_examples:
         ex = ex.subset(np.sort(rng.choice(len(ex), size=max_examples, replace=False)))
     return ex
@@ -93,26 +91,69 @@ def positive_pairs(examples: Examples, seed: int = 0) -> tuple[list, np.ndarray]
     return list(examples.context), positives
 
 
+def tokenize_tower_pairs(contexts: Sequence[str], items: np.ndarray, texts, tokenizer, context_len: int = 64,
+                         item_len: int = 32) -> dict:
+    """Two-tower pairs, tokenized: ``{"context_ids", "item_ids", "item"}``, the context texts cut to
+    ``context_len`` tokens, the item texts (``texts[items]``) to ``item_len``, and the items' catalog
+    positions (int32). Ready for :func:`coldstart.training.pipeline.pairs_dataset`."""
+    texts = np.asarray(texts, dtype=object)
+    return {
+        "context_ids": tokenizer(list(contexts), truncation=True, max_length=context_len)["input_ids"],
+        "item_ids": tokenizer(list(texts[items]), truncation=True, max_length=item_len)["input_ids"],
+        "item": np.asarray(items).astype(np.int32),
+    }
+
+
 def tokenized_tower_pairs(examples: Examples, texts, tokenizer, n: int, seed: int = 0,
                           context_len: int = 64, item_len: int = 32) -> dict:
     """``n`` (context, positive item) pairs for the two-tower model, tokenized.
 
     Draws ``n`` examples without replacement (all of them if there are fewer), one positive each
-    (:func:`positive_pairs`), writes a context as its item texts joined by `` ; `` (as notebooks 03
-    and 06 do) and returns ``{"context_ids", "item_ids", "item"}``: token id lists truncated to
-    ``context_len`` and ``item_len``, and the positives' catalog positions. Ready for
-    :func:`coldstart.training.bucketed_dataset`.
+    (:func:`positive_pairs`), writes each context as one text (:func:`~coldstart.data.text.context_text`)
+    and tokenizes the pairs (:func:`tokenize_tower_pairs`).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     texts = np.asarray(texts, dtype=object)
     pick = np.random.default_rng(seed).choice(len(examples), size=min(n, len(examples)), replace=False)
     context, positives = positive_pairs(examples.subset(pick), seed=seed)
-    return {
-        "context_ids": tokenizer([" ; ".join(texts[c]) for c in context], truncation=True, max_length=context_len)["input_ids"],
-        "item_ids": tokenizer(list(texts[positives]), truncation=True, max_length=item_len)["input_ids"],
-        "item": positives.astype(np.int32),
-    }
+    return tokenize_tower_pairs([context_text(texts[c]) for c in context], positives, texts, tokenizer,
+                                context_len=context_len, item_len=item_len)
+
+
+def tower_dataset(examples: Examples, texts, tokenizer, n_pairs: int, epochs: int, batch_size: int,
+                  item_len: int = 32, context_len: int = 64) -> tuple:
+    """The two-tower model's training data: a fresh draw of ``n_pairs`` pairs per epoch (epoch ``e``
+    draws with seed ``e``, :func:`tokenized_tower_pairs`), length-bucketed and repeated, so every
+    model trained on the same examples sees the same batches.
+
+    Returns ``(dataset, steps per epoch)`` for ``fit(dataset, steps_per_epoch=..., epochs=epochs)``.
+    """
+    draws = [tokenized_tower_pairs(examples, texts, tokenizer, n_pairs, seed=epoch, context_len=context_len,
+                                   item_len=item_len) for epoch in range(epochs)]
+    return pairs_dataset(draws, batch_size).repeat(), len(draws[0]["item"]) // batch_size
+
+
+def history_pairs(bench: SeqBenchmark, n: Optional[int], seed: int = 0, last_m: int = 5) -> tuple:
+    """``n`` training pairs (history text -> next item) of the published benchmark, drawn uniformly
+    from its training parts: a pair is an invoice and a position ``t >= 1`` of its training part; the
+    history is the items before ``t`` (at most the last 50), written as :class:`~coldstart.models.
+    sequential.SeqTextModel` writes it (the ``last_m`` most recent first); the positive is the item at
+    ``t``. No validation or test target is ever used. Returns ``(context texts, positive item
+    positions)``."""
+    parts = bench.train_sequences()
+    lengths = np.array([len(p) - 1 for p in parts])  # positions t = 1 .. len - 1
+    total = int(lengths.sum())
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(total, size=min(n, total), replace=False) if n is not None else np.arange(total)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    inv = np.searchsorted(starts, flat, side="right") - 1
+    pos = flat - starts[inv] + 1
+    texts = np.asarray(bench.texts, dtype=object)
+    contexts = [context_text(texts[parts[i][max(0, t - MAX_HISTORY):t]], newest_first=True, last=last_m)
+                for i, t in zip(inv, pos)]
+    items = np.array([parts[i][t] for i, t in zip(inv, pos)], dtype=np.int64)
+    return contexts, items
 
 
 def ctr_pairs(

@@ -1,9 +1,11 @@
-"""The benchmark's arithmetic (the measurements themselves run with `make benchmark`)."""
+"""The speed benchmarks' arithmetic (the measurements themselves run with `make benchmark`)."""
 
 import numpy as np
 import pytest
 
+from coldstart._internal.runinfo import cpu_model
 from coldstart.tools import speed as benchmark
+from coldstart.tools.latency import crossencoder_full_catalog
 
 
 def test_training_flops_formula():
@@ -57,7 +59,7 @@ def test_crossencoder_timing_scores_every_item_once():
     model = models_folder() / "all-MiniLM-L6-v2"
     if not model.is_dir():
         pytest.skip("no local all-MiniLM-L6-v2")
-    res = benchmark.crossencoder_full_catalog(str(model), "red retrospot cake stand", ["a", "tea set", "zinc heart"] * 3,
+    res = crossencoder_full_catalog(str(model), "red retrospot cake stand", ["a", "tea set", "zinc heart"] * 3,
                                               batch_size=4)
     assert res["crossencoder_items"] == 9 and res["crossencoder_full_catalog_ms"] > 0
     assert res["crossencoder_pairs_per_s"] == pytest.approx(9 / (res["crossencoder_full_catalog_ms"] / 1000), rel=0.01)
@@ -89,10 +91,10 @@ def test_cpu_model_reads_name_and_widest_vector_extension(tmp_path):
     info = tmp_path / "cpuinfo"
     cpu = "processor\t: {i}\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 fma {extra}\n\n"
     info.write_text(cpu.format(i=0, extra="avx512f avx512bw") + cpu.format(i=1, extra="avx512f avx512bw"))
-    assert benchmark.cpu_model(str(info)) == {"cpu_model": "Intel(R) Xeon(R) Processor", "simd": "AVX-512"}
+    assert cpu_model(str(info)) == {"cpu_model": "Intel(R) Xeon(R) Processor", "simd": "AVX-512"}
     info.write_text(cpu.format(i=0, extra="").replace("Intel(R) Xeon(R) Processor", "AMD EPYC 7B13"))
-    assert benchmark.cpu_model(str(info)) == {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"}
-    assert benchmark.cpu_model(str(tmp_path / "missing")) == {}
+    assert cpu_model(str(info)) == {"cpu_model": "AMD EPYC 7B13", "simd": "AVX2"}
+    assert cpu_model(str(tmp_path / "missing")) == {}
 
 
 def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
@@ -112,7 +114,8 @@ def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
     parts = ["forward", "forward_backward", "step_keras_adam", "step_fused_adam"]
     assert all(out[f"{p}_ms"] > 0 for p in parts) and out["matmul_peak_gflop_per_s"] == 0.01
     per_token, per_seq = benchmark.useful_param_counts(clf)
-    assert out["useful_gflop_per_step"] == pytest.approx(4 * benchmark.training_flops_per_example(per_token, 6, 1, 8, per_seq) / 1e9, rel=1e-3)
+    assert out["useful_gflop_per_step"] == pytest.approx(
+        4 * benchmark.training_flops_per_example(per_token, 6, 1, 8, per_seq) / 1e9, rel=1e-3)
     # each fraction is that part's useful FLOP/s over the peak; a forward pass does a third of a step's work
     for p in parts:
         flops = out["useful_gflop_per_step"] / (3 if p == "forward" else 1)
@@ -122,7 +125,8 @@ def test_step_breakdown_times_every_part_against_the_peak(tmp_path):
     for p, flops in [("matmul_projection", 2 * 24 * 8 * 8), ("matmul_feed_forward", 2 * 24 * 8 * 16),
                      ("matmul_attention", 2 * 8 * 6 * 6 * 4)]:
         assert out[f"{p}_ms"] > 0
-        assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / 1e9 / (out[f"{p}_ms"] / 1000) / 0.01, rel=0.05)
+        assert out[f"{p}_fraction_of_matmul_peak"] == pytest.approx(flops / 1e9 / (out[f"{p}_ms"] / 1000) / 0.01,
+                                                                    rel=0.05)
 
 
 @pytest.mark.slow
@@ -133,7 +137,8 @@ def test_training_benchmark_counts_batches_and_real_tokens(monkeypatch):
     if not model.is_dir():
         pytest.skip("no local all-MiniLM-L6-v2")
     # 16 short pairs and 16 long ones: two length buckets, each of one length, so no padding at all
-    short, long = ("cake stand", "tea set"), ("red retrospot cake stand ; zinc heart lantern ; paper garland", "tea set")
+    short = ("cake stand", "tea set")
+    long = ("red retrospot cake stand ; zinc heart lantern ; paper garland", "tea set")
     pairs = [short] * 16 + [long] * 16
     monkeypatch.setattr(benchmark, "_pairs", lambda n, seed=0: ([c for c, _ in pairs], [i for _, i in pairs],
                                                              (np.arange(len(pairs)) % 2).astype(np.float32)))
@@ -166,11 +171,12 @@ def test_batching_benchmark_compares_buckets_with_length_grouped_batches(monkeyp
     out = benchmark.benchmark_batching(str(model), n_pairs=18, repeats=1, variants=variants, peak=lambda: next(peaks))
     buckets, grouped = out["variants"]["buckets-4"], out["variants"]["grouped-6-spe3"]
     # sorted by length, 18 pairs in batches of 6 are exactly the 3 lengths: no padding, no partial batch
-    assert grouped["batches_per_pass"] == 3 and grouped["real_token_share"] == 1.0 and grouped["steps_per_execution"] == 3
+    assert grouped["batches_per_pass"] == 3 and grouped["real_token_share"] == 1.0
+    assert grouped["steps_per_execution"] == 3
     # buckets of 4: a partial batch per bucket, and padding where the two short lengths share a bucket
     assert buckets["batches_per_pass"] > 4 and buckets["real_token_share"] < 1.0
     assert out["matmul_peak_runs_gflop_per_s"] == [100.0]
     for v in (buckets, grouped):
         assert v["examples_per_s"] > 0
-        assert v["fraction_of_matmul_peak"] == pytest.approx(v["examples_per_s"] * out["useful_gflop_per_example"] / 100.0,
-                                                             rel=0.01)
+        assert v["fraction_of_matmul_peak"] == pytest.approx(
+            v["examples_per_s"] * out["useful_gflop_per_example"] / 100.0, rel=0.01)

@@ -1,4 +1,5 @@
-"""Tests of coldstart.seqbench: the benchmark's rules on a hand-made raw table, its published counts
+"""Tests of the published benchmark (coldstart.data.benchmark, coldstart.evaluation.benchmark,
+coldstart.models.sequential): the benchmark's rules on a hand-made raw table, its published counts
 on the real table, metric values on hand-computed cases, the baselines, the published rows."""
 
 from __future__ import annotations
@@ -7,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart.data import benchmark as S
-from coldstart.evaluation.harness import KINDS, LEADERBOARD_COLUMNS, update_leaderboard
+from coldstart.data import benchmark as seqdata
+from coldstart.data.text import context_text
+from coldstart.evaluation import LEADERBOARD_COLUMNS, METHOD_KINDS, update_leaderboard
+from coldstart.evaluation import benchmark as evaluation
+from coldstart.models import sequential
+from coldstart.training.pairs import history_pairs
 
 A, B, C, D, E = range(5)  # catalog positions of the tiny table's items "A" .. "E"
 
@@ -63,7 +68,7 @@ EXPECTED_TINY = {
 
 @pytest.fixture
 def tiny():
-    return S.load_benchmark(_tiny_raw(), expect=None)
+    return seqdata.load_benchmark(_tiny_raw(), expect=None)
 
 
 def test_tiny_table_follows_every_rule(tiny):
@@ -80,33 +85,33 @@ def test_leave_one_out_splits(tiny):
     assert [list(h) for h in tiny.histories("test")][0] == [A, B, C, D, E]
     assert [list(h) for h in tiny.histories("valid")][0] == [A, B, C, D]
     assert [list(p) for p in tiny.train_sequences()][2] == [D, A, B]
-    long = S.SeqBenchmark(tiny.item_ids, tiny.texts, np.array(["x"]), [np.arange(60) % 5])
-    assert len(long.histories("test")[0]) == S.MAX_HISTORY == 50
+    long = seqdata.SeqBenchmark(tiny.item_ids, tiny.texts, np.array(["x"]), [np.arange(60) % 5])
+    assert len(long.histories("test")[0]) == seqdata.MAX_HISTORY == 50
     assert list(long.histories("test")[0][-3:]) == [1, 2, 3]  # the most recent 50 are kept
     with pytest.raises(ValueError, match="split"):
         tiny.targets("train")
 
 
 def test_random_order_shuffles_only_within_a_time(tiny):
-    shuffled = [S.load_benchmark(_tiny_raw(), order="random", seed=s, expect=None) for s in range(6)]
+    shuffled = [seqdata.load_benchmark(_tiny_raw(), order="random", seed=s, expect=None) for s in range(6)]
     for other in shuffled:
         assert list(other.invoices) == list(tiny.invoices)
         for a, b in zip(tiny.sequences, other.sequences):
             assert sorted(a) == sorted(b)
         assert other.sequences[2][0] == D  # D is earlier in time: first whatever the shuffle
     assert any(any(not np.array_equal(a, b) for a, b in zip(tiny.sequences, o.sequences)) for o in shuffled)
-    assert set(S.evaluate_seq(_Fixed(), shuffled[0]).table["protocol"]) == {S.PROTOCOL + ":random-order"}
-    again = S.load_benchmark(_tiny_raw(), order="random", seed=3, expect=None)
+    assert set(evaluation.evaluate_seq(_Fixed(), shuffled[0]).table["protocol"]) == {seqdata.PROTOCOL + ":random-order"}
+    again = seqdata.load_benchmark(_tiny_raw(), order="random", seed=3, expect=None)
     assert all(np.array_equal(a, b) for a, b in zip(again.sequences, shuffled[3].sequences))
 
 
 def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="expect=None"):
-        S.load_benchmark(_tiny_raw())  # the default expects the published counts
+        seqdata.load_benchmark(_tiny_raw())  # the default expects the published counts
     with pytest.raises(ValueError, match="raw UCI table"):
-        S.load_benchmark(_tiny_raw().drop(columns=["Quantity"]), expect=None)
+        seqdata.load_benchmark(_tiny_raw().drop(columns=["Quantity"]), expect=None)
     with pytest.raises(ValueError, match="order"):
-        S.load_benchmark(_tiny_raw(), order="time", expect=None)
+        seqdata.load_benchmark(_tiny_raw(), order="time", expect=None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -114,20 +119,20 @@ def test_bad_inputs_give_clear_errors():
 # ------------------------------------------------------------------------------------------------
 def test_target_ranks_ties_and_minus_inf():
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0], [0.0, -np.inf, 5.0, 1.0]])
-    assert list(S.target_ranks(scores, np.array([2, 1, 1]))) == [2, 1, 4]
-    assert list(S.target_ranks(scores, np.array([0, 3, 2]))) == [0, 2, 0]
+    assert list(evaluation.target_ranks(scores, np.array([2, 1, 1]))) == [2, 1, 4]
+    assert list(evaluation.target_ranks(scores, np.array([0, 3, 2]))) == [0, 2, 0]
     with pytest.raises(ValueError, match="NaN"):
-        S.target_ranks(np.array([[np.nan, 1.0]]), np.array([0]))
+        evaluation.target_ranks(np.array([[np.nan, 1.0]]), np.array([0]))
 
 
 def test_metric_values():
     ranks = np.array([0, 1, 2, 9, 10, 60])
-    assert list(S.metric_values(ranks, "recall@10")) == [1, 1, 1, 1, 0, 0]
+    assert list(evaluation.metric_values(ranks, "recall@10")) == [1, 1, 1, 1, 0, 0]
     expected = [1.0, 1 / np.log2(3), 0.5, 1 / np.log2(11), 0.0, 0.0]
-    np.testing.assert_allclose(S.metric_values(ranks, "ndcg@10"), expected)
-    assert S.metric_values(ranks, "recall@50").sum() == 5
+    np.testing.assert_allclose(evaluation.metric_values(ranks, "ndcg@10"), expected)
+    assert evaluation.metric_values(ranks, "recall@50").sum() == 5
     with pytest.raises(ValueError, match="recall@K"):
-        S.metric_values(ranks, "mrr@10")
+        evaluation.metric_values(ranks, "mrr@10")
 
 
 class _Fixed:
@@ -141,20 +146,20 @@ class _Fixed:
 
 def test_evaluate_seq_by_hand(tiny):
     # test targets B A E E E D -> ranks 3 4 0 0 0 1 in the order E D C B A
-    res = S.evaluate_seq(_Fixed(), tiny, ks=(1, 2))
+    res = evaluation.evaluate_seq(_Fixed(), tiny, ks=(1, 2))
     assert list(res.ranks) == [3, 4, 0, 0, 0, 1]
     s = res.summary()
     assert s["recall@1"] == pytest.approx(3 / 6) and s["recall@2"] == pytest.approx(4 / 6)
     assert s["ndcg@2"] == pytest.approx((3 + 1 / np.log2(3)) / 6)
-    assert set(res.table["protocol"]) == {S.PROTOCOL} and set(res.table["segment"]) == {"test"}
+    assert set(res.table["protocol"]) == {seqdata.PROTOCOL} and set(res.table["segment"]) == {"test"}
     assert list(res.table.columns) == LEADERBOARD_COLUMNS + ["n_users"] and res.table["n_users"].iloc[0] == 6
     # valid targets E B C D D B -> ranks 0 3 2 1 1 3
-    assert list(S.evaluate_seq(_Fixed(), tiny, split="valid").ranks) == [0, 3, 2, 1, 1, 3]
+    assert list(evaluation.evaluate_seq(_Fixed(), tiny, split="valid").ranks) == [0, 3, 2, 1, 1, 3]
 
 
 def test_mask_history_removes_history_items(tiny):
     # invoice 1's test target B is also in its history: masked, it can never be found
-    masked = S.evaluate_seq(_Fixed(), tiny, mask_history=True, ks=(1,))
+    masked = evaluation.evaluate_seq(_Fixed(), tiny, mask_history=True, ks=(1,))
     assert masked.ranks[0] == tiny.n_items
     # invoice 6 (history C A E B, target D): E, C, B, A are removed, so D is first
     assert masked.ranks[5] == 0
@@ -164,29 +169,30 @@ def test_mask_history_removes_history_items(tiny):
 
 def test_evaluate_seq_checks_shape_and_kind(tiny):
     with pytest.raises(ValueError, match="shape"):
-        S.evaluate_seq(lambda h: np.zeros((len(h), 3)), tiny)
+        evaluation.evaluate_seq(lambda h: np.zeros((len(h), 3)), tiny)
     with pytest.raises(ValueError, match="kind"):
-        S.evaluate_seq(_Fixed(), tiny, kind="paper")
+        evaluation.evaluate_seq(_Fixed(), tiny, kind="paper")
 
 
 # ------------------------------------------------------------------------------------------------
 # Baselines
 # ------------------------------------------------------------------------------------------------
 def test_history_weights_decay_and_last_n():
-    W = S.history_matrix([np.array([0, 1, 0, 2])], 3, decay=0.5).toarray()[0]
+    W = sequential.history_matrix([np.array([0, 1, 0, 2])], 3, decay=0.5).toarray()[0]
     np.testing.assert_allclose(W, [0.125 + 0.5, 0.25, 1.0])  # ages 3, 2, 1, 0; repeats add up
-    W = S.history_matrix([np.array([0, 1, 0, 2])], 3, last_n=2).toarray()[0]
+    W = sequential.history_matrix([np.array([0, 1, 0, 2])], 3, last_n=2).toarray()[0]
     np.testing.assert_allclose(W, [1.0, 0.0, 1.0])
 
 
 def test_popularity_counts_training_rows(tiny):
     # training parts: ABCD, EDC, DAB, BAC, ABC, CAE -> A 5, B 4, C 5, D 3, E 2
-    assert list(S.SeqPopularity(tiny).counts) == [5, 4, 5, 3, 2]
-    assert list(S.evaluate_seq(S.SeqPopularity(tiny), tiny).ranks) == [2, 0, 4, 4, 4, 3]  # A, C, B, D, E
+    assert list(sequential.SeqPopularity(tiny).counts) == [5, 4, 5, 3, 2]
+    # A, C, B, D, E
+    assert list(evaluation.evaluate_seq(sequential.SeqPopularity(tiny), tiny).ranks) == [2, 0, 4, 4, 4, 3]
 
 
 def test_item_knn_cosine_by_hand(tiny):
-    knn = S.SeqItemKNN(tiny)
+    knn = sequential.SeqItemKNN(tiny)
     X = tiny.train_matrix().toarray()
     assert X.shape == (6, 5) and X.max() == 1
     co = X.T @ X
@@ -202,7 +208,7 @@ def test_item_knn_cosine_by_hand(tiny):
 
 
 def test_ease_closed_form(tiny):
-    ease = S.SeqEASE(tiny, lam=2.0)
+    ease = sequential.SeqEASE(tiny, lam=2.0)
     X = tiny.train_matrix().toarray().astype(np.float64)
     # EASE's stationarity condition: (X^T X + lam I) B = X^T X - diag(mu) for some mu, diag(B) = 0
     G = X.T @ X
@@ -222,48 +228,48 @@ def test_choose_on_valid_uses_the_validation_targets(tiny):
             return s
 
     # valid targets E B C D D B: B and D are each right twice, E once; the test targets would favour E
-    best, table = S.choose_on_valid({"E": Only(E), "B": Only(B), "D": Only(D)}, tiny, metric="recall@1")
+    best, table = evaluation.choose_on_valid({"E": Only(E), "B": Only(B), "D": Only(D)}, tiny, metric="recall@1")
     assert best == "B" and list(table["key"]) == ["B", "D", "E"]  # a tie goes to the first candidate
     assert list(table["recall@1"]) == pytest.approx([2 / 6, 2 / 6, 1 / 6])
     assert table.loc[table["key"] == "E", "recall@10"].item() == 1.0  # all 5 items are in the top 10
-    assert S.choose_on_valid({"D": Only(D), "B": Only(B)}, tiny, metric="recall@1")[0] == "D"
+    assert evaluation.choose_on_valid({"D": Only(D), "B": Only(B)}, tiny, metric="recall@1")[0] == "D"
     with pytest.raises(ValueError, match="at least one"):
-        S.choose_on_valid({}, tiny)
+        evaluation.choose_on_valid({}, tiny)
 
 
 def test_blend_adds_weighted_scores(tiny):
-    blend = S.Blend([(1.0, _Fixed()), (2.0, S.SeqPopularity(tiny))])
+    blend = sequential.Blend([(1.0, _Fixed()), (2.0, sequential.SeqPopularity(tiny))])
     np.testing.assert_allclose(blend.score([np.array([0])])[0], np.arange(5) + 2 * np.array([5, 4, 5, 3, 2]))
-    dropped = S.SeqItemKNN(tiny, drop_history=True)
-    only_fixed = S.Blend([(1.0, _Fixed()), (0.0, dropped)]).score([np.array([0])])[0]
+    dropped = sequential.SeqItemKNN(tiny, drop_history=True)
+    only_fixed = sequential.Blend([(1.0, _Fixed()), (0.0, dropped)]).score([np.array([0])])[0]
     assert list(only_fixed) == [0, 1, 2, 3, 4]  # weight 0: not run (0 x -inf would be NaN)
-    assert np.isneginf(S.Blend([(1.0, _Fixed()), (0.5, dropped)]).score([np.array([0])])[0][0])
+    assert np.isneginf(sequential.Blend([(1.0, _Fixed()), (0.5, dropped)]).score([np.array([0])])[0][0])
     with pytest.raises(ValueError, match="non-zero"):
-        S.Blend([(0.0, _Fixed())])
+        sequential.Blend([(0.0, _Fixed())])
 
 
 def test_sample_is_deterministic_and_keeps_the_catalog(tiny):
-    a, b = S.sample(tiny, 3, seed=1), S.sample(tiny, 3, seed=1)
+    a, b = seqdata.sample(tiny, 3, seed=1), seqdata.sample(tiny, 3, seed=1)
     assert len(a) == 3 and list(a.invoices) == list(b.invoices) and a.n_items == tiny.n_items
     assert list(a.invoices) == [inv for inv in tiny.invoices if inv in set(a.invoices)]  # order kept
-    assert S.sample(tiny, None) is tiny and S.sample(tiny, 100) is tiny
+    assert seqdata.sample(tiny, None) is tiny and seqdata.sample(tiny, 100) is tiny
 
 
 def test_text_pairs_come_from_the_training_parts(tiny):
-    contexts, items = S.text_pairs(tiny, n=None)
+    contexts, items = history_pairs(tiny, n=None)
     # every position t >= 1 of every training part: 3 + 2 + 2 + 2 + 2 + 2
     assert len(items) == 13 and len(contexts) == 13
     assert contexts[0] == "a thing" and items[0] == B  # invoice 1: A -> B
     assert contexts[2] == "c thing ; b thing ; a thing" and items[2] == D  # most recent first
-    assert sorted(S.text_pairs(tiny, n=5, seed=0)[1]) == sorted(S.text_pairs(tiny, n=5, seed=0)[1])
-    assert S.context_text(tiny.texts, np.array([A, B, C]), last_m=2) == "c thing ; b thing"
+    assert sorted(history_pairs(tiny, n=5, seed=0)[1]) == sorted(history_pairs(tiny, n=5, seed=0)[1])
+    assert context_text(tiny.texts[np.array([A, B, C])], newest_first=True, last=2) == "c thing ; b thing"
 
 
 # ------------------------------------------------------------------------------------------------
 # Published rows
 # ------------------------------------------------------------------------------------------------
 def test_published_table_integrity():
-    P = S.PUBLISHED.set_index("method")
+    P = evaluation.PUBLISHED.set_index("method")
     assert len(P) == 11 and P.index.is_unique
     assert tuple(P.loc["VQ-Rec", ["recall@10", "ndcg@10", "recall@50", "ndcg@50"]]) == (0.1557, 0.0730, 0.3994, 0.1263)
     assert tuple(P.loc["TedRec", ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]]) == (0.2234, 0.3073, 0.1316, 0.1527)
@@ -279,9 +285,9 @@ def test_published_table_integrity():
 
 
 def test_published_rows_go_into_the_leaderboard(tmp_path):
-    rows = S.published_rows()
-    assert set(rows["kind"]) == {"published"} and "published" in KINDS
-    assert set(rows["profile"]) == {"paper"} and set(rows["protocol"]) == {S.PROTOCOL}
+    rows = evaluation.published_rows()
+    assert set(rows["kind"]) == {"published"} and "published" in METHOD_KINDS
+    assert set(rows["profile"]) == {"paper"} and set(rows["protocol"]) == {seqdata.PROTOCOL}
     assert len(rows) == 10 * 4 + 4 and rows["ci_low"].isna().all()
     board = update_leaderboard(rows, tmp_path / "leaderboard.csv")
     assert len(board) == len(rows)
@@ -297,17 +303,17 @@ def real(data_file):
     from coldstart.data import retail as data
 
     raw = data.load_raw(data_file, download=False)
-    return raw, S.load_benchmark(raw)
+    return raw, seqdata.load_benchmark(raw)
 
 
 def test_real_table_gives_the_published_counts(real):
     raw, bench = real
-    assert bench.counts() == S.EXPECTED == {"invoices": 16520, "items": 3469, "interactions": 519906}
+    assert bench.counts() == seqdata.EXPECTED == {"invoices": 16520, "items": 3469, "interactions": 519906}
     assert min(len(s) for s in bench.sequences) >= 5
     assert np.bincount(np.concatenate(bench.sequences)).min() >= 5
     assert any(inv.startswith("C") for inv in bench.invoices)  # cancellations are kept
-    shuffled = S.load_benchmark(raw, order="random", seed=0)
-    assert shuffled.counts() == S.EXPECTED
+    shuffled = seqdata.load_benchmark(raw, order="random", seed=0)
+    assert shuffled.counts() == seqdata.EXPECTED
     same = sum(np.array_equal(a, b) for a, b in zip(bench.sequences, shuffled.sequences))
     assert same < len(bench) // 2  # most invoices change order: their rows share one time
 
@@ -315,16 +321,16 @@ def test_real_table_gives_the_published_counts(real):
 def test_real_table_baseline_values(real):
     """The issue's reference values: popularity R@10 ~0.044, N@10 ~0.022; plain item-kNN ~0.12 / ~0.08."""
     _, bench = real
-    pop = S.evaluate_seq(S.SeqPopularity(bench), bench).summary()
-    knn = S.evaluate_seq(S.SeqItemKNN(bench), bench).summary()
+    pop = evaluation.evaluate_seq(sequential.SeqPopularity(bench), bench).summary()
+    knn = evaluation.evaluate_seq(sequential.SeqItemKNN(bench), bench).summary()
     assert (round(pop["recall@10"], 4), round(pop["ndcg@10"], 4)) == (0.0442, 0.0223)
     assert (round(knn["recall@10"], 4), round(knn["ndcg@10"], 4)) == (0.1235, 0.0779)
-    again = S.evaluate_seq(S.SeqItemKNN(S.load_benchmark(real[0])), bench).summary()
+    again = evaluation.evaluate_seq(sequential.SeqItemKNN(seqdata.load_benchmark(real[0])), bench).summary()
     assert again.equals(knn)  # deterministic
 
 
 def test_text_model_scores_cosine_encodes_each_history_once_and_drops_history(tiny, monkeypatch):
-    from coldstart.models import encoders
+    from coldstart.models import retrieval
 
     calls = []
 
@@ -335,13 +341,13 @@ def test_text_model_scores_cosine_encodes_each_history_once_and_drops_history(ti
             out[r, "abcde".index(t[0])] = 1.0
         return out
 
-    monkeypatch.setattr(encoders, "encode", fake_encode)
-    model = S.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), last_m=2)
+    monkeypatch.setattr(retrieval, "encode", fake_encode)
+    model = sequential.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), last_m=2)
     histories = [np.array([A, C]), np.array([B, C]), np.array([A, C])]
     scores = model.score(histories)
     assert calls == [["c thing ; a thing", "c thing ; b thing"]]  # most recent first; the repeat is cached
     assert np.isneginf(scores[0, [A, C]]).all() and scores[0, [B, D, E]].tolist() == [0, 0, 0]
-    kept = S.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), drop_history=False)
+    kept = sequential.SeqTextModel(None, None, tiny.texts, np.eye(5, dtype=np.float32), drop_history=False)
     assert kept.score([np.array([A, C])])[0].tolist() == [0, 0, 1, 0, 0]  # the last item is most like itself
     model.score(histories)
     assert len(calls) == 2  # the first model encoded nothing again (the second one has its own cache)
