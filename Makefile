@@ -1,7 +1,7 @@
 # The course in two commands:
 #   make course   set up .venv, then run every notebook headless in the profile that fits the machine
-#   make test     set up .venv, then run the unit tests and execute every notebook (smoke profile) under nbval
-# Other targets: make setup | lab | reference | fetch | benchmark | clean
+#   make test     set up .venv, then lint, run the unit tests and execute every notebook (smoke profile) under nbval
+# Other targets: make setup | unit | lint | lab | reference | fetch | benchmark | clean
 # Variables: PROFILE=smoke|cpu|gpu (default: from the hardware), PYTHON=python3, ONLY=serving|training|breakdown|batching (benchmark).
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ STAMP   = $(VENV)/.installed
 export TF_USE_LEGACY_KERAS = 1
 export COLDSTART_QUIET_PROGRESS ?= 1
 
-.PHONY: setup course test lab reference fetch benchmark clean
+.PHONY: setup course test unit lint lab reference fetch benchmark clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ setup: $(STAMP)
 course: $(STAMP)
 	$(PY) -m coldstart.tools.course $(if $(PROFILE),--profile $(PROFILE),)
 
-test: $(STAMP)
+test: lint
 	COLDSTART_PROFILE=smoke $(PY) -m pytest tests --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks $(PYTEST_ARGS)
+
+# The unit tests alone, without the slow ones (model loading, training, subprocess runs): a few minutes.
+unit: $(STAMP)
+	COLDSTART_PROFILE=smoke $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml, on the package, the tests and the notebooks.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check coldstart tests notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
