@@ -1,4 +1,4 @@
-"""Tests of coldstart.baselines: hand-computed scores on the tiny table, the documented sanity values
+"""Tests of coldstart.models.baselines: hand-computed scores on the tiny table, the documented sanity values
 on the real split, and the behaviours each baseline promises (cold items, ties, back-off, -inf)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of coldstart.data: loading (local files, simulated downloads), validation, cleaning, catalog.
+"""Tests of coldstart.data.retail: loading (local files, simulated downloads), validation, cleaning, catalog.
 
 No test touches the network: downloads are simulated with a fake pooch downloader that writes
 bytes, so pooch's own hash check and temporary-file handling still run.

@@ -1,4 +1,4 @@
-"""Tests of coldstart.encoders: model name resolution (never the network) and, marked slow, the
+"""Tests of coldstart.models.encoders: model name resolution (never the network) and, marked slow, the
 real all-MiniLM-L6-v2 from the shared models folder."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of coldstart.evaluate: the harness on perfect and empty recommenders, the result table,
+"""Tests of coldstart.evaluation.harness: the harness on perfect and empty recommenders, the result table,
 ILD, paired comparison and the leaderboard file."""
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def test_batch_context_matrix():
     np.testing.assert_allclose(b.context_matrix(4, "mean").toarray(), [[0.5, 0, 0.5, 0], [0, 0, 0, 0], [0, 1, 0, 0]])
 
 
-def test_batch_of_segment(tiny_split):
+def test_the_batch_of_a_segment(tiny_split):
     seg = tiny_split.segment("k=1")
     b = seg.batch()
     assert len(b) == len(seg) == 3

@@ -1,4 +1,4 @@
-"""Tests of coldstart.metrics: hand-computed cases, brute-force and sklearn cross-checks, speed."""
+"""Tests of coldstart.evaluation.metrics: hand-computed cases, brute-force and sklearn cross-checks, speed."""
 
 import ast
 import time

@@ -71,7 +71,7 @@ def randomize(variables, seed=0):
 
 
 class _Tokenizer:
-    """Enough of a tokenizer for coldstart.encoders.encode: a text of digits -> token ids."""
+    """Enough of a tokenizer for coldstart.models.encoders.encode: a text of digits -> token ids."""
 
     def __call__(self, texts, max_length, truncation, padding):
         return {"input_ids": [[2] + [4 + int(c) for c in t][: max_length - 2] + [3] for t in texts]}

@@ -1,4 +1,4 @@
-"""Tests of coldstart.protocol: hand-checked cases on a tiny table, leakage checks and the
+"""Tests of coldstart.data.protocol: hand-checked cases on a tiny table, leakage checks and the
 documented counts on the real split, determinism, errors and persistence."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of coldstart.subgroups (market and season groups of a split), the unpaired bootstrap and
+"""Tests of coldstart.data.subgroups (market and season groups of a split), the unpaired bootstrap and
 compare_segments that notebook 09 reads its group differences from, and the figure it draws.
 
 The tiny table (conftest.py): training rows of customers 1, 2 (United Kingdom) and 7 (France);

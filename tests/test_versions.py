@@ -1,4 +1,4 @@
-"""Tests of coldstart._versions (the fail-fast version check) and of the import-order guard in
+"""Tests of coldstart._internal.versions (the fail-fast version check) and of the import-order guard in
 coldstart/__init__.py."""
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def compare_segments(result: EvalResult, pairs: Sequence[tuple], metric: str = "
 
     ``pairs`` is a list of ``(segment_a, segment_b)`` of ``result`` (e.g. ``("season=Nov-Dec k=1",
     "season=Sep-Oct k=1")``). The users differ, so the interval is an unpaired bootstrap
-    (:func:`coldstart.metrics.unpaired_bootstrap`). Returns a table with columns ``segment_a,
+    (:func:`coldstart.evaluation.metrics.unpaired_bootstrap`). Returns a table with columns ``segment_a,
     segment_b, n_a, n_b, a, b, diff, ci_low, ci_high, p_value, real`` (``real``: the 95% interval
     excludes zero). Raises ``KeyError`` naming a segment the result does not hold.
     """

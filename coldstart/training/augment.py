@@ -62,7 +62,7 @@ import pandas as pd
 from ..data.protocol import item_counts
 from ..data.text import CONTEXT_SEPARATOR, context_text, tfidf_similarity
 from ..evaluation.metrics import topk_items
-from .pairs import Examples
+from .pairs import Examples, invoice_baskets
 
 AUGMENTATIONS = ("crop", "mask", "reorder", "sub_baskets", "word_dropout", "neighbour_swap", "synthetic")
 GROUPS = {
@@ -273,21 +273,6 @@ def _known(split) -> np.ndarray:
     return ~split.catalog["cold"].to_numpy(dtype=bool)
 
 
-def _baskets(split) -> pd.DataFrame:
-    """Training invoices as catalog positions in line order, with country and date (computed once per split)."""
-    return split.cached("augmentation baskets", _invoice_baskets)
-
-
-def _invoice_baskets(split) -> pd.DataFrame:
-    rows = split.train.sort_values(["date", "invoice", "line"], kind="stable")
-    pos = {item: i for i, item in enumerate(split.item_ids)}
-    rows = rows.assign(p=rows["item"].map(pos)).dropna(subset=["p"]).drop_duplicates(["invoice", "item"])
-    rows["p"] = rows["p"].astype(np.int64)
-    baskets = rows.groupby("invoice", sort=False).agg(
-        items=("p", lambda s: np.asarray(s, dtype=np.int64)), country=("country", "first"), date=("date", "first"))
-    return baskets
-
-
 def invoice_counts(split) -> np.ndarray:
     """Training invoices per catalog item, counted from ``split.train`` (not the catalog column, so a
     sampled-down split counts right)."""
@@ -316,7 +301,7 @@ def sub_baskets(split, n: int, seed: int = 0, max_k: int = 5, max_size: int = 20
     the context and the rest the targets.
     """
     pick_rng, rng = _streams(seed, 2)  # which invoices / what of each: a larger n extends a smaller one
-    baskets = _baskets(split)
+    baskets = invoice_baskets(split)
     usable = baskets[baskets["items"].map(len) >= 3]
     if n and usable.empty:
         raise ValueError("sub_baskets needs training invoices with at least three distinct items; this split has none")
@@ -386,7 +371,7 @@ def synthetic_interactions(split, plan: pd.DataFrame, n: int, seed: int = 0, mod
         raise ValueError("synthetic_interactions: the plan is empty (no rare item has a close enough "
                          "neighbour); raise max_invoices or lower min_similarity")
     order_rng, rng = _streams(seed, 2)
-    baskets = _baskets(split)
+    baskets = invoice_baskets(split)
     holding: dict = {}
     for b, items in enumerate(baskets["items"]):
         if len(items) >= 2:
@@ -534,7 +519,7 @@ def augment(
 
     Parameters
     ----------
-    examples: the original pool (e.g. :func:`coldstart.pairs.training_examples` of ``split``).
+    examples: the original pool (e.g. :func:`coldstart.training.pairs.training_examples` of ``split``).
     split: the split the pool was made from; only ``split.train`` and the catalog texts are read.
     kinds: which augmentations; empty gives ``total`` original examples (the unaugmented baseline
         under the same budget).

@@ -37,6 +37,23 @@ class Examples(Cases):
     targets: list
 
 
+def invoice_baskets(split) -> pd.DataFrame:
+    """The split's training invoices in time order (date, invoice, line), one row each: ``items``, the
+    distinct items as catalog positions in line order (an int64 array), and the invoice's
+    ``customer``, ``country`` and ``date``. Computed once per split (:meth:`ColdStartSplit.cached
+    <coldstart.data.protocol.ColdStartSplit.cached>`)."""
+    return split.cached("invoice baskets", _invoice_baskets)
+
+
+def _invoice_baskets(split) -> pd.DataFrame:
+    rows = split.train.sort_values(["date", "invoice", "line"], kind="stable")
+    rows = rows.assign(p=pd.Series(np.arange(split.n_items), index=split.item_ids).reindex(rows["item"]).to_numpy())
+    rows = rows.dropna(subset=["p"]).drop_duplicates(["invoice", "item"])
+    return rows.groupby("invoice", sort=False).agg(
+        items=("p", lambda s: np.asarray(s, dtype=np.int64)), customer=("customer", "first"),
+        country=("country", "first"), date=("date", "first"))
+
+
 def training_examples(
     split,
     max_k: int = 5,
@@ -49,7 +66,7 @@ def training_examples(
 
     Parameters
     ----------
-    split: a :class:`~coldstart.protocol.ColdStartSplit`; only its training rows are read.
+    split: a :class:`~coldstart.data.protocol.ColdStartSplit`; only its training rows are read.
     max_k: largest context size; ``k`` is drawn uniformly from 1..min(max_k, basket size - 1).
     per_invoice: examples drawn per invoice (with different ``k``).
     first_invoice_only: use only each customer's first invoice (exactly the test construction,
@@ -57,13 +74,8 @@ def training_examples(
     max_examples: keep a random subset of at most this many (``None``: all).
     """
     rng = np.random.default_rng(seed)
-    rows = split.train.sort_values(["date", "invoice", "line"], kind="stable")
-    pos = {item: i for i, item in enumerate(split.item_ids)}
-    rows = rows.assign(p=rows["item"].map(pos)).drop_duplicates(["invoice", "item"])
-    baskets = rows.groupby("invoice", sort=False).agg(
-        items=("p", list), customer=("customer", "first"), country=("country", "first"), date=("date", "first"))
     context, targets, country, date = [], [], [], []
-    for _, cust in baskets.groupby("customer", sort=False):
+    for _, cust in invoice_baskets(split).groupby("customer", sort=False):
         invoices = list(cust["items"])
         for j, items in enumerate(invoices[:1] if first_invoice_only else invoices):
             if len(items) < 2:
@@ -72,7 +84,7 @@ def training_examples(
             for _ in range(per_invoice):
                 k = int(rng.integers(1, min(max_k, len(items) - 1) + 1))
                 ctx = items[:k]
-                tgt = [i for i in dict.fromkeys(items[k:] + later) if i not in ctx]
+                tgt = [i for i in dict.fromkeys([*items[k:], *later]) if i not in ctx]
                 context.append(np.array(ctx, dtype=np.int64))
                 targets.append(np.array(tgt, dtype=np.int64))
                 country.append(cust["country"].iloc[j])
