@@ -66,17 +66,14 @@ def metric_values(ranks: np.ndarray, metric: str) -> np.ndarray:
 
 
 def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """0-based rank of each target in its row of ``scores`` (higher is better). Ties go to the lower
-    catalog position (as a stable sort of ``-scores`` would order them); a target scored ``-inf``
-    gets rank ``n_items`` (never recommended)."""
+    """0-based rank of each target in its row of ``scores`` (higher is better; ties to the lower
+    catalog position: :func:`coldstart.evaluation.metrics.item_ranks`); a target scored ``-inf`` gets
+    rank ``n_items`` (never recommended)."""
     scores = np.asarray(scores)
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN")
-    rows = np.arange(len(targets))
-    s_t = scores[rows, targets][:, None]
-    before = np.arange(scores.shape[1])[None, :] < np.asarray(targets)[:, None]
-    ranks = (scores > s_t).sum(axis=1) + ((scores == s_t) & before).sum(axis=1)
-    return np.where(np.isneginf(s_t[:, 0]), scores.shape[1], ranks).astype(np.int64)
+    never = np.isneginf(scores[np.arange(len(targets)), targets])
+    return np.where(never, scores.shape[1], M.item_ranks(scores, targets)).astype(np.int64)
 
 
 def evaluate_seq(model, bench: SeqBenchmark, split: str = "test", ks: Sequence[int] = BENCHMARK_CUTOFFS,

@@ -53,6 +53,7 @@ __all__ = [
     "coverage",
     "coverage_ci",
     "intra_list_diversity",
+    "item_ranks",
     "log_loss",
     "novelty",
     "paired_bootstrap",
@@ -268,11 +269,20 @@ def reciprocal_rank(scores, targets, exclude=None) -> np.ndarray:
 
     best_score = np.where(reachable, masked, -np.inf).max(axis=1, initial=-np.inf)[:, None]
     # First (lowest-index) reachable target scoring exactly the best target score.
-    best_index = np.argmax(reachable & (masked == best_score), axis=1)[:, None]
-    item_index = np.arange(masked.shape[1])[None, :]
-    ahead = (masked > best_score) | ((masked == best_score) & (item_index < best_index))
-    rank = 1 + ahead.sum(axis=1)
+    best_index = np.argmax(reachable & (masked == best_score), axis=1)
+    rank = 1 + item_ranks(masked, best_index)
     return np.where(has_target, 1.0 / rank, 0.0)
+
+
+def item_ranks(scores, items) -> np.ndarray:
+    """0-based rank of item ``items[u]`` in row ``u`` of ``scores``: the number of items ahead of it,
+    higher score first and, on equal scores, the lower item index first (the order of
+    :func:`topk_items`). Returns an int64 array of shape ``(n_users,)``."""
+    scores = np.asarray(scores)
+    items = np.asarray(items, dtype=np.int64)
+    own = scores[np.arange(len(items)), items][:, None]
+    lower = np.arange(scores.shape[1])[None, :] < items[:, None]
+    return ((scores > own) | ((scores == own) & lower)).sum(axis=1).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
