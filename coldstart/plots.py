@@ -195,3 +195,36 @@ def latency_distribution(times: dict, targets: Optional[dict] = None, ax=None):
            title="Serving latency (solid: p95, dashed: p95 target)")
     ax.legend(fontsize=8)
     return ax
+
+
+def forest(comparisons: pd.DataFrame, segments: Sequence[str] = ("k=1", "k=3", "k=5"), label: str = "comparison",
+           metric: str = "NDCG@10", title: Optional[str] = None):
+    """Paired differences with their 95% intervals, one panel per segment and one row per comparison.
+
+    ``comparisons`` holds rows of :func:`coldstart.evaluation.compare` (``segment, diff, ci_low,
+    ci_high``) with a ``label`` column naming each comparison (``"a − b"``). Green: the interval is
+    above zero; red: below; grey: it includes zero. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(comparisons[label]))
+    fig, axes = plt.subplots(1, len(segments), figsize=(3.6 * len(segments), 1.2 + 0.38 * len(names)), sharey=True,
+                             squeeze=False)
+    for ax, seg in zip(axes[0], segments):
+        rows = comparisons[comparisons["segment"] == seg].set_index(label)
+        for y, name in enumerate(names):
+            if name not in rows.index:
+                continue
+            r = rows.loc[name]
+            color = "tab:green" if r["ci_low"] > 0 else "tab:red" if r["ci_high"] < 0 else "tab:gray"
+            ax.errorbar(r["diff"], y, xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]], fmt="o",
+                        color=color, capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(seg)
+        ax.set_xlabel(f"difference in {metric}")
+    axes[0][0].set_yticks(np.arange(len(names)), names)
+    axes[0][0].invert_yaxis()
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig

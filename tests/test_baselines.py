@@ -4,6 +4,7 @@ on the real split, and the behaviours each baseline promises (cold items, ties, 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 import pytest
 from conftest import TINY_CUTOFF
@@ -254,6 +255,28 @@ def test_text_similarity_is_cosine_to_mean_context():
     mean = (v[1] + v[2]) / 2
     np.testing.assert_allclose(scores[1], v @ (mean / np.linalg.norm(mean)), rtol=1e-5, atol=1e-6)
     assert np.isneginf(scores[2]).all()  # nothing to say
+
+
+def test_text_similarity_soft_max_over_clicks():
+    """softness t: t * log(mean_c exp(cos(c, j) / t)) -- one click gives the plain cosine, small t the
+    best-matching click, large t the mean of the cosines; dense and sparse vectors agree."""
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(7, 5))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    batch = _batch([[0], [1, 2, 3], [], [4, 5]])
+    cos = v @ v.T
+    soft = TextSimilarity(v, softness=0.1).score(batch)
+    assert soft.dtype == np.float32 and soft.shape == (4, 7)
+    np.testing.assert_allclose(soft[0], cos[0], rtol=1e-5, atol=1e-6)
+    expected = 0.1 * np.log(np.exp(cos[[1, 2, 3]] / 0.1).mean(axis=0))
+    np.testing.assert_allclose(soft[1], expected, rtol=1e-5, atol=1e-5)
+    assert np.isneginf(soft[2]).all()
+    np.testing.assert_allclose(TextSimilarity(v, softness=1e-3).score(batch)[3], cos[[4, 5]].max(axis=0), atol=2e-3)
+    np.testing.assert_allclose(TextSimilarity(v, softness=1e3).score(batch)[3], cos[[4, 5]].mean(axis=0), atol=2e-3)
+    sparse = TextSimilarity(sp.csr_matrix(v), softness=0.1).score(batch)
+    np.testing.assert_allclose(sparse, soft, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="softness"):
+        TextSimilarity(v, softness=0)
 
 
 def test_text_similarity_empty_context_sparse(tiny_split):

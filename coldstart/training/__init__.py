@@ -18,7 +18,7 @@ from .hardware import configure_precision, pick_strategy  # noqa: F401
 from .optim import warmup_schedule  # noqa: F401
 from .pairs import tower_dataset  # noqa: F401
 from .pipeline import bucketed_dataset, pairs_dataset  # noqa: F401
-from .selection import tune_hybrid  # noqa: F401
+from .selection import tune_hybrid, tune_id_part, tune_retriever  # noqa: F401
 
 
 def __getattr__(name):

@@ -6,12 +6,17 @@ validation split's mean NDCG@10 (:func:`coldstart.evaluation.mean_ndcg`).
 
 from __future__ import annotations
 
+import itertools
+from typing import Optional
+
+import numpy as np
 import pandas as pd
 
 from ..data.protocol import ColdStartSplit
 from ..data.text import tfidf_vectors
 from ..evaluation.harness import mean_ndcg
-from ..models.baselines import Hybrid, ItemKNN, TextSimilarity
+from ..models.baselines import Hybrid, ItemKNN, ItemRegression, TextSimilarity
+from ..models.retrieval import Retriever
 
 
 def tune_hybrid(valid: ColdStartSplit, weights=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), max_users=None):
@@ -24,3 +29,44 @@ def tune_hybrid(valid: ColdStartSplit, weights=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1
     values = [mean_ndcg(Hybrid(knn, text, w), valid, max_users=max_users) for w in weights]
     curve = pd.Series(values, index=list(weights), name="validation ndcg@10")
     return float(curve.idxmax()), curve
+
+
+RECIPE_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+RECIPE_BETAS = (0.0, 0.001, 0.003, 0.01)
+
+
+def tune_retriever(valid: ColdStartSplit, text, id_part, weights=RECIPE_WEIGHTS, betas=RECIPE_BETAS,
+                   max_users=None) -> tuple[dict, pd.DataFrame]:
+    """Choose ``w_text`` and ``beta`` of :class:`~coldstart.models.retrieval.Retriever` on the validation
+    split: every pair of the grid, scored by mean NDCG@10 over k = 1, 3, 5; ties go to the first pair
+    (the smaller weights).
+
+    ``text`` is a text scorer and ``id_part`` an ID part, both fitted on ``valid``'s training rows.
+    Returns ``({"w_text": .., "beta": ..}, grid)`` where ``grid`` has one row per pair with its
+    validation NDCG@10 (``val_ndcg@10``).
+    """
+    is_new = valid.new_items.astype(np.float32)
+    rows = [(w, b, mean_ndcg(Retriever(text, id_part, w_text=w, beta=b, is_new=is_new, no_text="zero"), valid,
+                             max_users=max_users))
+            for w in weights for b in betas]
+    grid = pd.DataFrame(rows, columns=["w_text", "beta", "val_ndcg@10"])
+    best = grid.loc[grid["val_ndcg@10"].idxmax()]
+    return {"w_text": float(best["w_text"]), "beta": float(best["beta"])}, grid
+
+
+ID_PART_GRID = {"customers": (False, True), "lam": (300.0, 1000.0), "dropout": (0.0, 0.5, 0.9)}
+
+
+def tune_id_part(valid: ColdStartSplit, grid: Optional[dict] = None, max_users=None) -> tuple[dict, pd.DataFrame]:
+    """Choose the ID part's fit (:meth:`ItemRegression.for_split <coldstart.models.baselines.ItemRegression.for_split>`:
+    ``customers``, ``lam``, ``dropout``) on the validation split, every combination of ``grid``
+    (default :data:`ID_PART_GRID`) scored by mean NDCG@10 over k = 1, 3, 5.
+
+    Returns ``(choice, table)``: the best combination as keyword arguments, and one row per
+    combination with its ``val_ndcg@10``.
+    """
+    grid = ID_PART_GRID if grid is None else grid
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    values = [mean_ndcg(ItemRegression.for_split(valid, **c), valid, max_users=max_users) for c in combos]
+    table = pd.DataFrame(combos).assign(**{"val_ndcg@10": values})
+    return combos[int(np.argmax(values))], table
