@@ -4,9 +4,9 @@ on the real split, and the behaviours each baseline promises (cold items, ties, 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from conftest import TINY_CUTOFF
 
 from coldstart.data import Cases, ColdStartSplit, tfidf_vectors

@@ -76,7 +76,7 @@ class TwoTower(tf.keras.Model):
             # another user's positive that is the *same item* is not a negative: mask it out
             same = tf.equal(batch["item"][:, None], batch["item"][None, :])
             logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), -1e9, logits)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(tf.range(n), logits, from_logits=True))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))

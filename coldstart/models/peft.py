@@ -220,7 +220,7 @@ def add_lora(model, rank: int = 8, alpha: float = 16.0, targets: Sequence[str] =
     if unknown or not targets:
         raise ValueError(f"unknown LoRA targets {unknown or list(targets)}: choose from {', '.join(LORA_TARGETS)}")
     layers = _layers(model)
-    present = {name.rsplit(".", 1)[1] for name, l in peft_layers(model).items() if isinstance(l, LoRADense)}
+    present = {name.rsplit(".", 1)[1] for name, layer in peft_layers(model).items() if isinstance(layer, LoRADense)}
     if present & set(targets):
         raise ValueError(f"the model already has LoRA on {sorted(present & set(targets))}")
     for i, layer in enumerate(layers):
@@ -254,8 +254,8 @@ def freeze_base(model, train_layernorm: bool = False):
     layers = _keras_layers(model)
     for layer in layers:
         layer.trainable = True
-    norms = {id(_get(l, path).LayerNorm) for l in _layers(model) for path in ADAPTER_SITES.values()}
-    new = {id(l) for p in peft_layers(model).values() for l in [p] + list(p.submodules)}
+    norms = {id(_get(block, path).LayerNorm) for block in _layers(model) for path in ADAPTER_SITES.values()}
+    new = {id(part) for p in peft_layers(model).values() for part in [p] + list(p.submodules)}
     new -= {id(_pretrained(p)) for p in peft_layers(model).values()}
     for layer in layers:
         # a layer owning weights itself (not only through sublayers) holds pretrained weights unless it is new
@@ -303,8 +303,8 @@ def peft_config(model) -> dict:
     layers = peft_layers(model)
     if not layers:
         raise ValueError("the model has no adapters or LoRA layers: nothing to describe")
-    adapters = [l for l in layers.values() if isinstance(l, Adapter)]
-    loras = {n.rsplit(".", 1)[1]: l for n, l in layers.items() if isinstance(l, LoRADense)}
+    adapters = [layer for layer in layers.values() if isinstance(layer, Adapter)]
+    loras = {n.rsplit(".", 1)[1]: layer for n, layer in layers.items() if isinstance(layer, LoRADense)}
     cfg = _model_config(model)
     return {
         "format": FORMAT,
@@ -365,7 +365,8 @@ def read_peft(path) -> tuple[dict, dict]:
     path = Path(path)
     cfg_file, w_file = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not cfg_file.is_file() or not w_file.is_file():
-        raise FileNotFoundError(f"{path} is not a PEFT checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_peft)")
+        raise FileNotFoundError(
+            f"{path} is not a PEFT checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_peft)")
     config = json.loads(cfg_file.read_text())
     if config.get("format") != FORMAT or config.get("version") != FORMAT_VERSION:
         raise ValueError(f"{cfg_file} is not a {FORMAT} v{FORMAT_VERSION} config")

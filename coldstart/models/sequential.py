@@ -34,7 +34,9 @@ def history_matrix(histories: Sequence[np.ndarray], n_items: int, decay: Optiona
         rows.append(np.full(len(h), r))
         cols.append(h)
         vals.append(np.ones(len(h)) if decay is None else float(decay) ** age)
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    def cat(xs, dt):
+        return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+
     return sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
                          shape=(len(histories), n_items))
 
