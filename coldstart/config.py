@@ -89,6 +89,8 @@ class FineTuning:
     ctr_pairs, ctr_epochs: training pairs and epochs of the CTR cross-encoder.
     tower_pairs, tower_epochs: (context, item) pairs per epoch and the most epochs of the two-tower
         model (early stopping on the validation protocol may end sooner).
+    item_pairs, item_epochs: the same for the two-tower model taught by the ID part (item-to-item
+        pairs); the model retrained for the test keeps the epochs validation chose.
     rerank_users, rerank_n: test users per segment whose top ``rerank_n`` the cross-encoder
         re-ranks (``None``: all users).
     """
@@ -97,6 +99,8 @@ class FineTuning:
     ctr_epochs: int
     tower_pairs: int
     tower_epochs: int
+    item_pairs: int
+    item_epochs: int
     rerank_users: Optional[int]
     rerank_n: int
 
@@ -263,7 +267,8 @@ _SETTINGS = {
         evaluation=dict(users=150, bootstrap=200),
         encoder=dict(model_name=DEFAULT_MODEL, max_len=32, batch_size=128),
         training=dict(batch_size=32, learning_rate=5e-5),
-        fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, rerank_users=20, rerank_n=20),
+        fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, item_pairs=320, item_epochs=1,
+                         rerank_users=20, rerank_n=20),
         augmentation=dict(steps=4, variants=("none", "all")),
         adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=64, measure_steps=2),
         serving=dict(calls=40),
@@ -276,7 +281,8 @@ _SETTINGS = {
         evaluation=dict(users=None, bootstrap=1000),
         encoder=dict(model_name=DEFAULT_MODEL, max_len=32, batch_size=128),
         training=dict(batch_size=64, learning_rate=5e-5),
-        fine_tuning=dict(ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096, tower_epochs=6, rerank_users=300, rerank_n=30),
+        fine_tuning=dict(ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096, tower_epochs=6, item_pairs=6400, item_epochs=4,
+                         rerank_users=300, rerank_n=30),
         augmentation=dict(steps=100, variants=None),
         adapters=dict(pairs=4096, epochs=3, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=1024,
                       measure_steps=10),
@@ -290,7 +296,9 @@ _SETTINGS = {
         evaluation=dict(users=None, bootstrap=1000),
         encoder=dict(model_name=DEFAULT_MODEL, max_len=48, batch_size=512),
         training=dict(batch_size=128, learning_rate=2.5e-5),
-        fine_tuning=dict(ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384, tower_epochs=10, rerank_users=None,
+        fine_tuning=dict(ctr_pairs=40000, ctr_epochs=3, tower_pairs=16384, tower_epochs=10, item_pairs=25600,
+                         item_epochs=4,
+                         rerank_users=None,
                          rerank_n=50),
         augmentation=dict(steps=300, variants=None),
         adapters=dict(pairs=16384, epochs=6, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=4096,

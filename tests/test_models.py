@@ -95,6 +95,23 @@ def test_two_tower_masks_duplicate_positives_and_learns():
     assert losses[-1] < 0.3
 
 
+def test_two_tower_on_item_pairs_does_not_count_an_anchor_as_its_own_negative():
+    body, _ = _tiny_bert()
+    tf.keras.utils.set_random_seed(0)
+    model = TwoTower(body, temperature=0.1)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
+    text = {0: [2, 10, 3], 1: [2, 11, 3], 2: [2, 12, 3], 3: [2, 13, 3]}
+    anchors, positives = np.array([0, 1, 2, 3], np.int32), np.array([1, 0, 3, 2], np.int32)  # two pairs, both ways
+    batch = {"context_ids": np.array([text[a] for a in anchors], np.int32),
+             "item_ids": np.array([text[p] for p in positives], np.int32), "item": positives}
+    with_anchor = {**batch, "context_item": anchors}
+    masked = [float(model.train_step(with_anchor)["loss"]) for _ in range(40)]
+    # pair 0's text is pair 1's positive: unmasked, that identical text is a negative no model can beat
+    model.loss_tracker.reset_state()
+    unmasked = float(model.train_step(batch)["loss"])
+    assert masked[-1] < 0.3 < unmasked
+
+
 @pytest.mark.parametrize("kind", ["two-tower", "cross-encoder"])
 def test_training_step_is_traced_once_for_every_batch_shape(kind):
     # the optimizer's state is made in compile, so the first step creates no variables: one trace, not two

@@ -116,3 +116,40 @@ def test_tokenized_tower_pairs_rejects_empty_draw():
                         date=np.array(["2011-01-01"], dtype="datetime64[ns]"))
     with pytest.raises(ValueError, match="at least 1"):
         pairs.tokenized_tower_pairs(ex, ["a", "b"], _WordTokenizer(), n=0)
+
+
+def test_teacher_pairs_follow_the_id_parts_positive_neighbours():
+    B = np.array([[0.0, 3.0, 1.0, -2.0, 0.0],     # item 0: neighbours 1 (3/4) and 2 (1/4); never 3 (negative)
+                  [3.0, 0.0, 0.0, 0.0, 0.0],
+                  [1.0, 0.0, 0.0, 0.0, 0.0],
+                  [0.0, 0.0, 0.0, 0.0, 0.0],      # never bought: no lesson
+                  [0.0, 0.0, 0.0, 0.0, 0.0]])
+    anchors, positives = pairs.teacher_pairs(B, 20000, seed=0, neighbours=2)
+    assert set(anchors) == {0, 1, 2}                                   # uniform over the items with a lesson
+    assert abs(np.mean(anchors == 0) - 1 / 3) < 0.02
+    from_0 = positives[anchors == 0]
+    assert set(from_0) == {1, 2} and abs(np.mean(from_0 == 1) - 0.75) < 0.03
+    assert set(positives[anchors == 1]) == {0} and set(positives[anchors == 2]) == {0}
+    again = pairs.teacher_pairs(B, 20000, seed=0, neighbours=2)
+    np.testing.assert_array_equal(again[1], positives)                   # deterministic under a seed
+    # with one neighbour, item 0 is taught its strongest only
+    one_a, one_p = pairs.teacher_pairs(B, 500, seed=1, neighbours=1)
+    assert set(one_p[one_a == 0]) == {1}
+    with pytest.raises(ValueError, match="no positive weight"):
+        pairs.teacher_pairs(np.zeros((3, 3)), 5)
+
+
+def test_item_pair_dataset_carries_both_items_and_a_fresh_draw_per_epoch():
+    texts = ["red cake stand", "tea cup", "zinc heart", "paper chain kit"]
+    B = np.array([[0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+    data, steps = pairs.item_pair_dataset(B, texts, _WordTokenizer(), n_pairs=8, epochs=2, batch_size=4, item_len=8)
+    assert steps == 2
+    seen = [b for b in data.take(4)]
+    for b in seen:
+        assert set(b) >= {"context_ids", "item_ids", "item", "context_item"}
+        for anchor, item in zip(b["context_item"].numpy(), b["item"].numpy()):
+            assert B[anchor, item] > 0                                  # each pair is a taught neighbour
+    n_words = {i: len(t.split()) for i, t in enumerate(texts)}
+    b = seen[0]
+    for anchor, ids in zip(b["context_item"].numpy(), b["context_ids"].numpy()):
+        assert (ids != 0).sum() == n_words[int(anchor)]                  # the context is the anchor's own text

@@ -75,6 +75,8 @@ class TwoTower(tf.keras.Model):
             n = tf.shape(logits)[0]
             # another user's positive that is the *same item* is not a negative: mask it out
             same = tf.equal(batch["item"][:, None], batch["item"][None, :])
+            if "context_item" in batch:  # item-to-item pairs: my own item as another pair's positive is no negative
+                same |= tf.equal(batch["context_item"][:, None], batch["item"][None, :])
             logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), -1e9, logits)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas

@@ -7,7 +7,7 @@ callbacks, the hardware set-up, and choices made on the validation split.
 * :mod:`~coldstart.training.optim` -- :class:`FusedAdam` and the warm-up learning rate.
 * :mod:`~coldstart.training.callbacks` -- the validation-ranking callback (early stopping, best weights).
 * :mod:`~coldstart.training.hardware` -- the ``tf.distribute`` strategy and the precision policy.
-* :mod:`~coldstart.training.selection` -- :func:`tune_hybrid`.
+* :mod:`~coldstart.training.selection` -- choices on the validation split (:func:`fair_text_retriever`).
 
 Importing it does not import TensorFlow: the modules that need it import it on first use.
 """
@@ -16,9 +16,9 @@ from .._internal.progress import keras_verbose  # noqa: F401  (notebooks call tr
 from .callbacks import make_ranking_callback  # noqa: F401
 from .hardware import configure_precision, pick_strategy  # noqa: F401
 from .optim import warmup_schedule  # noqa: F401
-from .pairs import tower_dataset  # noqa: F401
+from .pairs import item_pair_dataset, tower_dataset  # noqa: F401
 from .pipeline import bucketed_dataset, pairs_dataset  # noqa: F401
-from .selection import tune_hybrid, tune_id_part, tune_retriever  # noqa: F401
+from .selection import fair_text_retriever, tune_hybrid, tune_id_part, tune_retriever, tune_softness  # noqa: F401
 
 
 def __getattr__(name):

@@ -13,6 +13,11 @@ CTR cross-encoder: each positive is a real target, each negative an item sampled
 that the pseudo user never bought. :func:`tokenized_tower_pairs` turns them into the two-tower
 model's (context text, bought item) pairs, and :func:`tower_dataset` into its training data, a fresh
 draw per epoch. :func:`history_pairs` draws the same kind of pairs from the published benchmark.
+
+:func:`teacher_pairs` and :func:`item_pair_dataset` are the other way notebook 03 teaches: item-to-item
+pairs whose positives come from the ID part (distillation). A text tower trained on them learns which
+*products* the purchases put together, and a new product, which the ID part cannot score, inherits
+that structure through its text.
 """
 
 from __future__ import annotations
@@ -144,6 +149,54 @@ def tower_dataset(examples: Examples, texts, tokenizer, n_pairs: int, epochs: in
     draws = [tokenized_tower_pairs(examples, texts, tokenizer, n_pairs, seed=epoch, context_len=context_len,
                                    item_len=item_len) for epoch in range(epochs)]
     return pairs_dataset(draws, batch_size).repeat(), len(draws[0]["item"]) // batch_size
+
+
+def teacher_pairs(id_matrix: np.ndarray, n: int, seed: int = 0, neighbours: int = 50) -> tuple:
+    """``n`` item-to-item pairs ``(anchors, positives)`` taught by an ID part's item matrix.
+
+    ``id_matrix`` is an item-to-item matrix such as :attr:`ItemRegression.B
+    <coldstart.models.baselines.ItemRegression>`: row ``a`` says how much a click on ``a`` raises
+    every item's score. Anchors are drawn uniformly from the items whose row has a positive weight
+    (items bought before the cutoff: the ID part knows nothing of the others); each anchor's positive
+    is drawn from its ``neighbours`` largest positive weights, in proportion to the weight. Drawing
+    anchors uniformly, not by sales, gives the long tail as many lessons as the best sellers.
+    Returns two int64 arrays of catalog positions.
+    """
+    if n < 1 or neighbours < 1:
+        raise ValueError(f"n and neighbours must be at least 1, got n={n}, neighbours={neighbours}")
+    B = np.asarray(id_matrix)
+    k = min(neighbours, B.shape[1] - 1)
+    top = np.argpartition(-B, k, axis=1)[:, :k]                    # each row's k largest weights
+    weights = np.maximum(np.take_along_axis(B, top, axis=1), 0.0).astype(np.float64)
+    weights[top == np.arange(len(B))[:, None]] = 0.0              # an item is not its own neighbour
+    taught = np.flatnonzero(weights.sum(axis=1) > 0)
+    if not len(taught):
+        raise ValueError("the ID part's matrix has no positive weight: nothing to teach")
+    rng = np.random.default_rng(seed)
+    anchors = rng.choice(taught, size=n)
+    cumulative = np.cumsum(weights[anchors], axis=1)
+    draws = rng.random(n) * cumulative[:, -1]
+    positives = top[anchors, np.minimum((cumulative < draws[:, None]).sum(axis=1), k - 1)]
+    return anchors.astype(np.int64), positives.astype(np.int64)
+
+
+def item_pair_dataset(id_matrix: np.ndarray, texts, tokenizer, n_pairs: int, epochs: int, batch_size: int,
+                      item_len: int = 32, neighbours: int = 50) -> tuple:
+    """The text tower's training data from :func:`teacher_pairs`: a fresh draw of ``n_pairs`` pairs per
+    epoch (epoch ``e`` draws with seed ``e``), each side one item's text cut to ``item_len`` tokens,
+    length-bucketed and repeated. Each pair also carries ``context_item``, the anchor's position, so
+    the loss can tell when another pair's positive is this pair's own anchor (not a negative).
+
+    Returns ``(dataset, steps per epoch)`` for ``fit(dataset, steps_per_epoch=..., epochs=epochs)``.
+    """
+    texts = np.asarray(texts, dtype=object)
+    draws = []
+    for epoch in range(epochs):
+        anchors, positives = teacher_pairs(id_matrix, n_pairs, seed=epoch, neighbours=neighbours)
+        draw = tokenize_tower_pairs(list(texts[anchors]), positives, texts, tokenizer, context_len=item_len,
+                                    item_len=item_len)
+        draws.append({**draw, "context_item": anchors.astype(np.int32)})
+    return pairs_dataset(draws, batch_size).repeat(), n_pairs // batch_size
 
 
 def history_pairs(bench: SeqBenchmark, n: Optional[int], seed: int = 0, last_m: int = 5) -> tuple:

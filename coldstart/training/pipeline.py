@@ -126,10 +126,13 @@ def pairs_dataset(draws: Sequence[dict], batch_size: int, seed: int = 0):
     """One ``tf.data`` pass over tokenized two-tower pairs, the draws one after another.
 
     Each draw is a dict ``{"context_ids", "item_ids", "item"}`` (e.g. one epoch's
-    :func:`coldstart.training.pairs.tokenized_tower_pairs`); the pairs are batched by the length of
-    their context with :func:`bucketed_dataset` (shuffled with ``seed``).
+    :func:`coldstart.training.pairs.tokenized_tower_pairs`), and optionally ``"context_item"``
+    (the item a one-item context is, :func:`coldstart.training.pairs.item_pair_dataset`); the pairs
+    are batched by the length of their context with :func:`bucketed_dataset` (shuffled with ``seed``).
     """
     context = [ids for d in draws for ids in d["context_ids"]]
     features = {"context_ids": context, "item_ids": [ids for d in draws for ids in d["item_ids"]],
                 "item": np.concatenate([d["item"] for d in draws])}
+    if all("context_item" in d for d in draws):
+        features["context_item"] = np.concatenate([d["context_item"] for d in draws])
     return bucketed_dataset(features, np.array([len(x) for x in context]), batch_size, seed=seed)
