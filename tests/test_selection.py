@@ -7,7 +7,7 @@ from coldstart.data import tfidf_vectors
 from coldstart.evaluation import mean_ndcg
 from coldstart.models import Retriever
 from coldstart.models.baselines import ItemRegression, TextSimilarity
-from coldstart.training import tune_id_part, tune_retriever
+from coldstart.training import fair_text_retriever, tune_id_part, tune_retriever, tune_softness
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +36,28 @@ def test_tune_id_part_tries_every_combination(valid_split):
     assert len(table) == 2 and set(choice) == {"customers", "lam", "dropout"}
     assert choice["lam"] == table.loc[table["val_ndcg@10"].idxmax(), "lam"]
     assert np.isfinite(table["val_ndcg@10"]).all()
+
+
+def test_tune_softness_returns_the_best_of_the_grid(valid_split):
+    vectors = tfidf_vectors(valid_split.texts())
+    softness, curve = tune_softness(valid_split, vectors, grid=(None, 0.05), max_users=60)
+    assert list(curve.index) == ["average", "softness 0.05"]
+    assert softness == (None, 0.05)[int(np.argmax(curve.values))]
+    assert curve["softness 0.05"] == pytest.approx(mean_ndcg(TextSimilarity(vectors, softness=0.05), valid_split,
+                                                            max_users=60))
+
+
+def test_fair_text_retriever_makes_every_choice_on_validation(valid_split, split):
+    val_vectors, test_vectors = tfidf_vectors(valid_split.texts()), tfidf_vectors(split.texts())
+    id_choice = {"customers": False, "lam": 300.0, "dropout": 0.0}
+    retriever, text, choices = fair_text_retriever(valid_split, split, val_vectors, test_vectors, id_choice, "tfidf",
+                                                   softness_grid=(None, 0.1), max_users=60)
+    softness, _ = tune_softness(valid_split, val_vectors, grid=(None, 0.1), max_users=60)
+    recipe, _ = tune_retriever(valid_split, TextSimilarity(val_vectors, softness=softness),
+                               ItemRegression.for_split(valid_split, **id_choice), max_users=60)
+    assert choices == {"softness": softness, **recipe}
+    assert (retriever.name, text.name, text.softness) == ("id-part+tfidf", "tfidf", softness)
+    assert (retriever.w_text, retriever.beta, retriever.no_text) == (recipe["w_text"], recipe["beta"], "zero")
+    # the ID part is refitted on the test split's rows, the text is the test catalog's
+    np.testing.assert_allclose(retriever.id_part.B, ItemRegression.for_split(split, **id_choice).B)
+    assert text.vectors.shape[0] == split.n_items

@@ -72,6 +72,26 @@ def test_click_scores_are_the_recipe_computed_by_hand(rec, tiny_split):
     assert out.attrs == {"notes": [], "unknown_items": [], "fallback": None}
 
 
+def test_a_soft_maximum_recipe_scores_clicks_as_text_similarity_does(tiny_split, tokenizer, tiny_bert):
+    recipe = Recipe(w_text=0.5, beta=0.01, lam=1.0, softness=0.1)
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, recipe, progress=False)
+    clicks = ["10001", "10003"]
+    pos = [rec.position(c) for c in clicks]
+    sims = rec.index[pos] @ rec.index.T / 0.1
+    soft = 0.1 * np.log(np.exp(sims).mean(axis=0))                     # t log mean exp(cos / t)
+    B = ItemRegression(basket_matrix(tiny_split), lam=1.0).B
+    expected = 0.5 * soft + B[pos].sum(axis=0) + 0.01 * rec.is_new
+    expected[pos] = -np.inf
+    order = np.argsort(-expected, kind="stable")[:5]
+    out = rec.recommend(clicks, k=5)
+    assert out["item_id"].tolist() == [rec.item_ids[i] for i in order]
+    assert np.allclose(out["score"], expected[order], atol=1e-5)
+    assert not np.allclose(soft, _cos_scores(rec, clicks), atol=1e-3)   # not the average's scores
+    cases = Cases(context=[np.array(pos)], country=np.array(["France"]),
+                  date=np.array(["2011-03-01"], "datetime64[ns]"))
+    assert np.allclose(rec.score(cases)[0, order], expected[order], atol=1e-5)   # the evaluation path agrees
+
+
 def test_clicked_and_excluded_items_are_never_recommended_and_k_is_capped(rec):
     out = rec.recommend(["10001", "10001", "10002"], exclude=["10005"], k=50)
     assert len(out) == 10 - 3
@@ -276,6 +296,8 @@ def test_recipe_is_read_from_retriever_json(tmp_path):
     assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.1, beta=0.005, lam=1000.0)
     (tmp_path / "r.json").write_text(json.dumps({"recipe": {"w_text": 0.2, "beta": 0.0}}))
     assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.2, beta=0.0, lam=None)
+    (tmp_path / "r.json").write_text(json.dumps({"w_text": 0.2, "softness": 0.05}))
+    assert Recipe.read(tmp_path / "r.json").softness == 0.05
     with pytest.raises(ValueError, match="unknown recipe keys"):
         Recipe.from_dict({"w_txt": 1})
 

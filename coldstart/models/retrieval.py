@@ -136,7 +136,9 @@ class Recipe:
 
     ``w_text`` and ``beta`` weigh the text similarity and the new-product term; ``lam`` is the ID
     part's ridge strength (``None``: no ID part); ``dropout`` and ``customers`` are the rest of its
-    fit (:meth:`~coldstart.models.baselines.ItemRegression.for_split`). Defaults: text only, no bias.
+    fit (:meth:`~coldstart.models.baselines.ItemRegression.for_split`); ``softness`` is how the text
+    part combines several clicks (:class:`~coldstart.models.baselines.TextSimilarity`: ``None``, their
+    average). Defaults: text only, no bias, the average.
     """
 
     w_text: float = 1.0
@@ -144,6 +146,7 @@ class Recipe:
     lam: Optional[float] = None
     dropout: float = 0.0
     customers: bool = False
+    softness: Optional[float] = None
 
     @classmethod
     def from_dict(cls, values: dict) -> "Recipe":
@@ -164,7 +167,7 @@ class Recipe:
         """The recipe in a ``retriever.json`` written by :meth:`save` (``None`` if the file is missing).
 
         The file may hold other keys (notes, settings); only ``w_text`` (or ``w``), ``beta``, ``lam``,
-        ``dropout`` and ``customers`` are read, at the top level or under ``"recipe"``.
+        ``dropout``, ``customers`` and ``softness`` are read, at the top level or under ``"recipe"``.
         """
         path = Path(path)
         if not path.is_file():
@@ -173,7 +176,8 @@ class Recipe:
         data = data.get("recipe", data)
         if "w" in data and "w_text" not in data:
             data = {**data, "w_text": data["w"]}
-        return cls.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers") if k in data})
+        return cls.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers", "softness")
+                              if k in data})
 
     def save(self, path, **notes) -> Path:
         """Write the recipe to ``path`` as JSON (atomically), with ``notes`` (other settings worth

@@ -270,13 +270,18 @@ class Recommender:
         if query is not None:
             vectors.append(query.vector[None, :])
         stacked = np.vstack(vectors)
-        raw = stacked.mean(axis=0)
-        norm = max(float(np.linalg.norm(raw)), 1e-12)
-        user = raw / norm
-        scores = recipe_scores(self.index @ user, self.recipe.w_text, self.recipe.beta, self.is_new,
-                               self._id_scores(clicks))
+        t = self.recipe.softness
+        if t is None:                         # the cosine with the average of the clicks (and the query)
+            raw = stacked.mean(axis=0)
+            norm = max(float(np.linalg.norm(raw)), 1e-12)
+            text, denom = self.index @ (raw / norm), len(stacked) * norm
+        else:                                 # a soft maximum over them, as TextSimilarity(softness=t)
+            sims = (stacked @ self.index.T) / t
+            top_sim = sims.max(axis=0)
+            text, denom = t * (top_sim + np.log(np.exp(sims - top_sim).mean(axis=0))), 1.0
+        scores = recipe_scores(text, self.recipe.w_text, self.recipe.beta, self.is_new, self._id_scores(clicks))
         top = _top(scores, banned, k)
-        reasons = self._reasons(top, clicks, query, len(stacked) * norm)
+        reasons = self._reasons(top, clicks, query, denom)
         return self._frame(top, scores[top], reasons, notes, unknown, None)
 
     def _popularity(self, country, notes):
@@ -345,7 +350,8 @@ class Recommender:
         :meth:`recommend` (:class:`~coldstart.models.retrieval.Retriever` on the index): usable by
         :func:`coldstart.evaluation.evaluate`. A case with no context gets its country's popularity
         (else global)."""
-        retriever = Retriever(TextSimilarity(self.index), id_part=self.id_part, w_text=self.recipe.w_text,
+        retriever = Retriever(TextSimilarity(self.index, softness=self.recipe.softness), id_part=self.id_part,
+                              w_text=self.recipe.w_text,
                               beta=self.recipe.beta, is_new=self.is_new)
         scores = retriever.score(cases)
         for row in np.flatnonzero([len(c) == 0 for c in cases.context]):

@@ -1,5 +1,11 @@
 """Choices made on the validation split with a model and the evaluation harness together.
 
+:func:`tune_softness` -- how a text model combines several clicks (their average or a soft maximum).
+:func:`tune_retriever` -- the recipe's text weight and new-product bias for one text model and ID part.
+:func:`tune_id_part` -- the ID part's fit.
+:func:`fair_text_retriever` -- all of the above for one text model: the fair baseline of notebooks 02
+and 03, and the course's own retriever, made by one procedure.
+
 :func:`tune_hybrid` -- the hybrid baseline's text weight (notebooks 02 and 03), chosen on the
 validation split's mean NDCG@10 (:func:`coldstart.evaluation.mean_ndcg`).
 """
@@ -70,3 +76,40 @@ def tune_id_part(valid: ColdStartSplit, grid: Optional[dict] = None, max_users=N
     values = [mean_ndcg(ItemRegression.for_split(valid, **c), valid, max_users=max_users) for c in combos]
     table = pd.DataFrame(combos).assign(**{"val_ndcg@10": values})
     return combos[int(np.argmax(values))], table
+
+
+SOFTNESS_GRID = (None, 0.3, 0.1, 0.05)
+
+
+def tune_softness(valid: ColdStartSplit, vectors, grid=SOFTNESS_GRID, max_users=None) -> tuple:
+    """Choose :class:`~coldstart.models.baselines.TextSimilarity`'s ``softness`` for the item vectors
+    ``vectors`` (of ``valid``'s catalog) on the validation split; ``None`` in ``grid`` is the average
+    of the clicks. Ties go to the first value. Returns ``(softness, curve)``, ``curve`` a Series of
+    the validation mean NDCG@10 indexed ``"average"`` or ``"softness t"``."""
+    values = [mean_ndcg(TextSimilarity(vectors, softness=t), valid, max_users=max_users) for t in grid]
+    curve = pd.Series(values, index=["average" if t is None else f"softness {t}" for t in grid],
+                      name="validation ndcg@10")
+    return grid[int(np.argmax(values))], curve
+
+
+def fair_text_retriever(valid: ColdStartSplit, split: ColdStartSplit, val_vectors, test_vectors, id_choice: dict,
+                        name: str, softness_grid=SOFTNESS_GRID, max_users=None) -> tuple:
+    """The ID part plus one text model, every choice made on the validation split.
+
+    ``val_vectors``/``test_vectors``: the text model's item vectors of ``valid``'s and ``split``'s
+    catalogs; ``id_choice``: the ID part's fit (:func:`tune_id_part`). The softness of the clicks is
+    chosen first (:func:`tune_softness`, the text model alone), then ``w_text`` and ``beta`` with the
+    ID part (:func:`tune_retriever`). The same procedure serves every text model, so a comparison of
+    two such retrievers compares their text models.
+
+    Returns ``(retriever, text, choices)``: the :class:`~coldstart.models.retrieval.Retriever` on
+    ``split`` (ID part refitted on ``split``'s training rows, named ``"id-part+<name>"``), its text
+    scorer (named ``name``), and ``{"softness", "w_text", "beta"}``.
+    """
+    softness, _ = tune_softness(valid, val_vectors, softness_grid, max_users=max_users)
+    recipe, _ = tune_retriever(valid, TextSimilarity(val_vectors, softness=softness),
+                               ItemRegression.for_split(valid, **id_choice), max_users=max_users)
+    text = TextSimilarity(test_vectors, name=name, softness=softness)
+    retriever = Retriever(text, ItemRegression.for_split(split, **id_choice), is_new=split.new_items,
+                          no_text="zero", name=f"id-part+{name}", **recipe)
+    return retriever, text, {"softness": softness, **recipe}
