@@ -57,6 +57,8 @@ WARM_K = 3
 COLD_K = 1
 NEW_USER_SEGMENTS = tuple(f"k={k}" for k in CONTEXT_SIZES)
 SEGMENTS = (*NEW_USER_SEGMENTS, "cold-items", "warm")
+# what ColdStartSplit.save writes: the only entries a folder it replaces may hold
+SAVED_NAMES = ("split.json", "train.parquet", "catalog.parquet", "cases.parquet")
 
 
 # -- the records ------------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ class ColdStartSplit:
 
         ``stamp`` adds keys to ``split.json`` (where the data came from: :func:`save_default`)."""
         folder = Path(folder)
-        with atomic_dir(folder) as tmp:   # the old split stays until the new one is in place
+        with atomic_dir(folder, "split.json", SAVED_NAMES) as tmp:   # the old split stays until the new one is in
             self.train.to_parquet(tmp / "train.parquet", index=False)
             self.catalog.to_parquet(tmp / "catalog.parquet")
             _write_cases(self.cases, tmp / "cases.parquet")

@@ -333,7 +333,7 @@ def _write_folder(arrays: dict, config: dict, path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a folder: a PEFT checkpoint is a folder")
-    with atomic_dir(path) as tmp:   # the old checkpoint stays until the new one is in place
+    with atomic_dir(path, CONFIG_FILE, (WEIGHTS_FILE,)) as tmp:   # the old checkpoint stays until the new one is in
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                   str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))

@@ -46,6 +46,7 @@ import dataclasses
 import datetime
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -64,6 +65,10 @@ from ..models.retrieval import EncodedContextSimilarity, Recipe, Retriever, reci
 from .query import Query, encode_query
 
 FORMAT_VERSION = 1
+# what save writes: the only entries a folder it replaces may hold (it never deletes anything else)
+# the libraries whose versions decide how a saved folder's files are read (a load warns if they differ)
+FILE_SHAPING = ("coldstart", "tensorflow", "tf-keras", "transformers", "numpy", "pandas", "pyarrow")
+SAVED_NAMES = ("serving.json", "encoder", "index.npy", "id_matrix.npy", "catalog.parquet", "popularity.npz")
 COLUMNS = ["item_id", "text", "score", "reason"]
 
 
@@ -358,7 +363,7 @@ class Recommender:
         complete). Layout: ``encoder/`` (weights + tokenizer), ``index.npy``, ``id_matrix.npy``,
         ``catalog.parquet``, ``popularity.npz``, ``serving.json`` (recipe, sizes, versions)."""
         folder = Path(folder)
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(folder, "serving.json", SAVED_NAMES) as tmp:
             self.encoder.save_pretrained(str(tmp / "encoder"))
             self.tokenizer.save_pretrained(str(tmp / "encoder"))
             np.save(tmp / "index.npy", self.index)
@@ -385,30 +390,62 @@ class Recommender:
 
     @classmethod
     def load(cls, folder) -> "Recommender":
-        """Read a folder written by :meth:`save` (no training data needed)."""
-        folder = Path(folder)
+        """Read a folder written by :meth:`save` (no training data needed).
+
+        Only that folder is read: the encoder comes from ``folder/encoder`` with local files only and
+        without running any code the folder names (:func:`~coldstart.models.encoders.load_encoder`).
+        A folder with missing or unreadable parts raises ``ValueError`` ("damaged: save it again");
+        one saved by other library versions loads with a ``UserWarning`` naming them.
+        """
+        folder = Path(folder).expanduser().resolve()
         meta_file = folder / "serving.json"
         if not meta_file.is_file():
             raise FileNotFoundError(f"{folder} is not a saved recommender (no serving.json): "
                                     "write one with Recommender.save")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{folder} has format {meta.get('format')}, this coldstart reads {FORMAT_VERSION}: "
-                             "save it again")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as err:
+            raise _damaged(folder, f"serving.json unreadable: {err}") from err
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"{folder} has format {found}, this coldstart reads {FORMAT_VERSION}: save it again")
+        if not (folder / "encoder" / "config.json").is_file():
+            raise _damaged(folder, "no encoder/config.json")
+        _warn_other_versions(folder, meta.get("versions"))
         tokenizer, encoder = load_encoder(str(folder / "encoder"))
-        catalog = pd.read_parquet(folder / "catalog.parquet")
-        id_file = folder / "id_matrix.npy"
-        with np.load(folder / "popularity.npz") as pop:
-            country_pop = pop["country"]
-        rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(),
-                  np.load(folder / "index.npy"),
-                  is_new=catalog["is_new"].to_numpy(), popularity=catalog["popularity"].to_numpy(),
-                  countries=meta["countries"], country_popularity=country_pop,
-                  id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
-                  max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
-                  country_backoff=meta.get("country_backoff", 0.1))
+        try:
+            catalog = pd.read_parquet(folder / "catalog.parquet")
+            id_file = folder / "id_matrix.npy"
+            with np.load(folder / "popularity.npz") as pop:
+                country_pop = pop["country"]
+            rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(),
+                      np.load(folder / "index.npy"),
+                      is_new=catalog["is_new"].to_numpy(), popularity=catalog["popularity"].to_numpy(),
+                      countries=meta["countries"], country_popularity=country_pop,
+                      id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
+                      max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
+                      country_backoff=meta.get("country_backoff", 0.1))
+        except (OSError, KeyError, TypeError, ValueError, IndexError) as err:
+            raise _damaged(folder, f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}") \
+                from err
         rec.saved_versions = meta.get("versions", {})
         return rec.warm_up()
+
+
+def _damaged(folder: Path, why: str) -> ValueError:
+    return ValueError(f"{folder} is a damaged saved recommender ({why}): save it again with Recommender.save")
+
+
+def _warn_other_versions(folder: Path, saved) -> None:
+    """Warn when ``folder`` was saved by other versions of the libraries that shape its files."""
+    if not isinstance(saved, dict):
+        return
+    now = library_versions()
+    differ = {k: (saved[k], now[k]) for k in FILE_SHAPING if k in saved and k in now and saved[k] != now[k]}
+    if differ:
+        listed = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in differ.items())
+        warnings.warn(f"{folder} was saved with {listed}: it may load or score differently; save it again "
+                      "with these versions to be sure", UserWarning, stacklevel=3)
 
 
 # -- building the course's recommender ----------------------------------------------------------------
