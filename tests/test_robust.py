@@ -9,6 +9,7 @@ tokenizer (as ``tests/test_serving.py``); nothing here downloads.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -219,3 +220,120 @@ def test_a_recommender_saved_by_other_versions_loads_with_a_warning(saved_rec, t
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         serving.Recommender.load(saved_rec)   # same versions: silent
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. concurrent requests on one recommender return what serial requests return
+# ------------------------------------------------------------------------------------------------
+def _requests():
+    words = ["red retrospot", "cake stand", "heart t-light holder", "zinc metal", "jumbo bag", "lunch bag skull"]
+    out = []
+    for i in range(48):
+        query = " ".join(words[(i + j) % len(words)] for j in range(1 + i % 5)) * (1 + i % 3)
+        clicks = [["10001"], ["10002", "10003"], []][i % 3]
+        out.append((clicks, query if i % 4 else None))
+    return out
+
+
+def test_threads_sharing_one_recommender_get_the_serial_answers(rec):
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = _requests()
+    serial = [rec.recommend(c, query_text=q, k=5) for c, q in requests]
+    errors = []
+
+    def run(i):
+        try:
+            return rec.recommend(requests[i][0], query_text=requests[i][1], k=5)
+        except Exception as err:   # collected: every failure counts, not only the first
+            errors.append(repr(err))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(run, [i for _ in range(5) for i in range(len(requests))]))
+    assert errors == []
+    for i, frame in enumerate(parallel):
+        expected = serial[i % len(requests)]
+        assert frame["item_id"].tolist() == expected["item_id"].tolist()
+        np.testing.assert_allclose(frame["score"], expected["score"], rtol=1e-5, atol=1e-6)
+        assert frame["reason"].tolist() == expected["reason"].tolist()
+    assert time.perf_counter() - start < 60
+
+
+def test_overlapping_blas_limits_restore_the_original_thread_count():
+    from threadpoolctl import threadpool_info
+
+    from coldstart._internal.blas import blas_limit
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before or max(before) < 2:
+        pytest.skip("BLAS runs on one thread here: a limit of 1 cannot be told from no limit")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def request(i):
+        with blas_limit(1):
+            time.sleep(0.001 * (i % 7))   # requests overlap and leave in another order than they came
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(request, range(200)))
+    assert blas_threads() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. input holes in serving
+# ------------------------------------------------------------------------------------------------
+def test_a_megabyte_query_reads_a_bounded_prefix_and_says_it_was_truncated(rec, monkeypatch):
+    seen = []
+    real = rec.tokenizer.__class__.__call__
+    monkeypatch.setattr(rec.tokenizer.__class__, "__call__", lambda self, text, *a, **k: (
+        seen.append(len(text)), real(self, text, *a, **k))[1])
+    huge = "red retrospot cake stand " * 40_000   # 1 MB
+    out = rec.recommend(query_text=huge, k=3)
+    assert any("truncated" in note for note in out.attrs["notes"])
+    assert seen and max(seen) <= rec.query_max_len * 128
+    short = rec.recommend(query_text=huge[: rec.query_max_len * 128], k=3)
+    assert out["item_id"].tolist() == short["item_id"].tolist()
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b\u200b", "\x00\x01\x07", "\ufeff\u2060\u200d", "\u202e\u200f"])
+def test_a_query_of_only_invisible_characters_is_an_empty_query(rec, text):
+    out = rec.recommend(query_text=text, country="France", k=3)
+    assert out.attrs["fallback"] == "country" and (out["reason"] == "popular in France").all()
+    assert any("only invisible characters" in note for note in out.attrs["notes"])
+
+
+def test_recommend_none_means_no_clicks(rec):
+    out = rec.recommend(None, k=3)
+    assert out.attrs["fallback"] == "global" and len(out) == 3
+
+
+def test_add_items_takes_one_string_as_one_product_and_refuses_non_text(module_split, tokenizer, tiny_bert):
+    live = serving.Recommender.from_split(module_split, tiny_bert, tokenizer, progress=False)
+    n = live.n_items
+    assert live.add_items("teapot") == ["new-1"] and live.n_items == n + 1 and live.texts[-1] == "teapot"
+    for bad in ([None], ["ok", 3], ["\u200b"]):
+        with pytest.raises(ValueError):
+            live.add_items(bad)
+    assert live.n_items == n + 1
+
+
+def test_default_new_ids_never_collide_with_explicit_ones(module_split, tokenizer, tiny_bert):
+    live = serving.Recommender.from_split(module_split, tiny_bert, tokenizer, progress=False)
+    live.add_items(["mug"], ids=["new-2"])
+    assert live.add_items(["plate", "cup"]) == ["new-1", "new-3"]
+    assert len(set(live.item_ids)) == live.n_items
+
+
+def test_twenty_thousand_clicks_cost_linear_time():
+    n = 20_000
+    rng = np.random.default_rng(0)
+    index = rng.normal(size=(n + 5, 8)).astype(np.float32)
+    ids = [f"p{i}" for i in range(n + 5)]
+    live = serving.Recommender(None, None, ids, ids, index / np.linalg.norm(index, axis=1, keepdims=True))
+    start = time.perf_counter()
+    out = live.recommend(ids[:n] + ids[:100], k=3)   # 20,000 distinct clicks, 100 repeated
+    assert time.perf_counter() - start < 1.0
+    assert set(out["item_id"]) <= set(ids[n:])        # only unclicked items are shown
