@@ -9,11 +9,14 @@ tokenizer (as ``tests/test_serving.py``); nothing here downloads.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import TINY_CUTOFF, make_tiny_clean, models_folder
 
@@ -337,3 +340,52 @@ def test_twenty_thousand_clicks_cost_linear_time():
     out = live.recommend(ids[:n] + ids[:100], k=3)   # 20,000 distinct clicks, 100 repeated
     assert time.perf_counter() - start < 1.0
     assert set(out["item_id"]) <= set(ids[n:])        # only unclicked items are shown
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. the leaderboard keeps every update, and method names as written
+# ------------------------------------------------------------------------------------------------
+def _rows(method: str, value: float) -> pd.DataFrame:
+    return pd.DataFrame({"method": [method], "kind": ["baseline"], "profile": ["smoke"], "protocol": ["test"],
+                         "segment": ["k=1"], "metric": ["recall@10"], "value": [value], "ci_low": [value - 0.1],
+                         "ci_high": [value + 0.1]})
+
+
+_WRITER = """
+import sys
+import pandas as pd
+from coldstart.evaluation.leaderboard import update_leaderboard
+who, path = sys.argv[1], sys.argv[2]
+for i in range(20):
+    update_leaderboard(pd.DataFrame({"method": [f"{who}-{i}"], "kind": ["baseline"], "profile": ["smoke"],
+        "protocol": ["test"], "segment": ["k=1"], "metric": ["recall@10"], "value": [i / 100],
+        "ci_low": [0.0], "ci_high": [1.0]}), path)
+"""
+
+
+def test_two_processes_updating_one_leaderboard_lose_nothing(tmp_path):
+    from coldstart.evaluation.leaderboard import read_leaderboard
+
+    path = tmp_path / "leaderboard.csv"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, who, str(path)], env=env) for who in ("a", "b")]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    board = read_leaderboard(path)
+    assert sorted(board["method"]) == sorted(f"{w}-{i}" for w in "ab" for i in range(20))
+    assert len(json.loads((tmp_path / "leaderboard.runs.json").read_text())) == 40
+    assert time.perf_counter() - start < 60
+
+
+@pytest.mark.parametrize("name", ["NA", "None", "1", "TRUE", "nan", "", "0.50"])
+def test_method_names_are_read_back_as_written_and_replaced(tmp_path, name):
+    from coldstart.evaluation.leaderboard import read_leaderboard, update_leaderboard
+
+    path = tmp_path / "leaderboard.csv"
+    update_leaderboard(_rows(name, 0.25), path)
+    update_leaderboard(_rows("other", 0.5), path)
+    board = update_leaderboard(_rows(name, 0.75), path)
+    back = read_leaderboard(path)
+    assert back["method"].tolist() == ["other", name] == board["method"].tolist()
+    assert back["value"].tolist() == [0.5, 0.75]
+    assert back["value"].dtype == float and back["profile"].tolist() == ["smoke", "smoke"]
