@@ -389,3 +389,62 @@ def test_method_names_are_read_back_as_written_and_replaced(tmp_path, name):
     assert back["method"].tolist() == ["other", name] == board["method"].tolist()
     assert back["value"].tolist() == [0.5, 0.75]
     assert back["value"].dtype == float and back["profile"].tolist() == ["smoke", "smoke"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. the saved-split cache returns a split only for the same data and parameters
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def split_cache(tmp_path, monkeypatch):
+    """A data folder and a tiny data file; the test split's protocol shrunk to fit the tiny table."""
+    from test_bad_input import _raw_sample
+
+    monkeypatch.setenv("COLDSTART_DATA_DIR", str(tmp_path / "data"))
+    data_file = tmp_path / "retail.parquet"
+    _raw_sample().to_parquet(data_file, index=False)
+    monkeypatch.setenv("COLDSTART_DATA_FILE", str(data_file))
+    monkeypatch.setattr(protocol, "TEST_CUTOFF", TINY_CUTOFF)
+    monkeypatch.setattr(protocol, "CONTEXT_SIZES", (1, 3))
+    built = []
+    real = protocol.make_split
+    monkeypatch.setattr(protocol, "make_split", lambda *a, **k: built.append(k) or real(*a, **k))
+    return data_file, built
+
+
+def test_a_saved_split_is_reused_for_the_same_data_and_parameters(split_cache):
+    _, built = split_cache
+    first = protocol.load_or_make("test", verbose=False)
+    again = protocol.load_or_make("test", verbose=False)
+    assert len(built) == 1
+    pd.testing.assert_frame_equal(first.cases.reset_index(drop=True), again.cases.reset_index(drop=True))
+
+
+def test_a_split_from_other_data_of_the_same_size_is_rebuilt(split_cache):
+    data_file, built = split_cache
+    protocol.load_or_make("test", verbose=False)
+    raw = pd.read_parquet(data_file)
+    raw["Country"] = raw["Country"].replace({"France": "Spain"})   # same length, other content
+    raw.to_parquet(data_file, index=False)
+    split = protocol.load_or_make("test", verbose=False)
+    assert len(built) == 2 and "France" not in set(split.cases["country"])
+
+
+def test_a_split_with_another_cutoff_or_context_sizes_is_rebuilt(split_cache, monkeypatch):
+    _, built = split_cache
+    other = protocol.make_split(protocol.load_clean(verbose=False)[0], cutoff="2011-04-01", ks=(1, 2))
+    protocol.save_default(other, "test")
+    split = protocol.load_or_make("test", verbose=False)
+    assert split.cutoff == pd.Timestamp(TINY_CUTOFF) and len(built) == 2
+    monkeypatch.setattr(protocol, "CONTEXT_SIZES", (1, 2))
+    split = protocol.load_or_make("test", verbose=False)
+    assert "k=2" in split.segment_names and len(built) == 3
+
+
+@pytest.mark.parametrize("damage", ['{"cutoff": "20', "[1, 2]", ""])
+def test_an_unreadable_split_json_is_rebuilt(split_cache, damage):
+    _, built = split_cache
+    protocol.load_or_make("test", verbose=False)
+    (protocol.default_folder("test") / "split.json").write_text(damage)
+    split = protocol.load_or_make("test", verbose=False)
+    assert len(built) == 2 and split.cutoff == pd.Timestamp(TINY_CUTOFF)
+    json.loads((protocol.default_folder("test") / "split.json").read_text())   # whole again
