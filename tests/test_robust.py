@@ -448,3 +448,15 @@ def test_an_unreadable_split_json_is_rebuilt(split_cache, damage):
     split = protocol.load_or_make("test", verbose=False)
     assert len(built) == 2 and split.cutoff == pd.Timestamp(TINY_CUTOFF)
     json.loads((protocol.default_folder("test") / "split.json").read_text())   # whole again
+
+
+# ------------------------------------------------------------------------------------------------
+# 9 (protocol part). context sizes that would drop or duplicate segments are refused
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(ks=(1.5,)), "whole numbers"), (dict(ks=(1, 1)), "must differ"), (dict(ks=(True,)), "whole numbers"),
+    (dict(warm_k=0), "warm_k"), (dict(cold_k=2.5), "cold_k"),
+])
+def test_bad_context_sizes_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, **kwargs)

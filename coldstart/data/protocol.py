@@ -445,6 +445,9 @@ def make_split(
     new_users = window_users.difference(seen)
     warm_users = window_users.intersection(seen)
     _check_ks(window, new_users, ks)
+    for name, k in (("warm_k", warm_k), ("cold_k", cold_k)):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {k!r}")
     cold_items = set(catalog.index[catalog["cold"]])
 
     parts = [
@@ -459,8 +462,10 @@ def make_split(
 def _check_ks(window: pd.DataFrame, new_users, ks: Sequence[int]) -> None:
     """Refuse context sizes no new user can have: a segment that is empty by construction would
     silently drop out of every table and plot."""
-    if any(int(k) < 1 for k in ks):
-        raise ValueError(f"Context sizes must be at least 1, got ks={tuple(ks)}")
+    if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in ks) or any(k < 1 for k in ks):
+        raise ValueError(f"Context sizes must be whole numbers of at least 1, got ks={tuple(ks)}")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"Context sizes must differ (each names one segment), got ks={tuple(ks)}")
     rows = window[window["customer"].isin(pd.Index(new_users))].sort_values(["date", "invoice", "line"], kind="stable")
     sizes = _first_invoice_items(rows).groupby("customer").size()
     largest = int(sizes.max()) if len(sizes) else 0
