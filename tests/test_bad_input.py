@@ -328,6 +328,32 @@ def case_model_download_interrupted(box, monkeypatch):
         fetch.fetch_model("sentence-transformers/all-MiniLM-L6-v2")
 
 
+def _day_first_csv(box, monkeypatch, days_up_to_12: bool):
+    raw = _raw_sample()
+    if days_up_to_12:   # every day at most 12: the order cannot be told
+        when = raw["InvoiceDate"]
+        raw["InvoiceDate"] = when - pd.to_timedelta((when.dt.day - 1) // 12 * 12, unit="D")
+    truth = raw["InvoiceDate"].copy()
+    raw["InvoiceDate"] = raw["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")
+    _use_file(box, monkeypatch, "retail.csv", raw)
+    return truth
+
+
+def case_ambiguous_day_first_dates(box, monkeypatch):
+    truth = _day_first_csv(box, monkeypatch, days_up_to_12=True)
+    assert (truth.dt.day <= 12).all()
+    with pytest.raises(data.SchemaError, match="COLDSTART_DATE_FORMAT='%d/%m/%Y %H:%M'") as info:
+        data.load_raw(progress=False)
+    assert "cannot be told" in _one_line(info.value)
+    monkeypatch.setenv("COLDSTART_DATE_FORMAT", "%d/%m/%Y %H:%M")
+    assert data.load_raw(progress=False)["InvoiceDate"].tolist() == truth.tolist()
+
+
+def case_day_first_dates_past_the_12th(box, monkeypatch):
+    truth = _day_first_csv(box, monkeypatch, days_up_to_12=False)
+    assert data.load_raw(progress=False)["InvoiceDate"].tolist() == truth.tolist()
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     run: Callable
@@ -352,6 +378,9 @@ CASES = {
     "offline, data not cached": Case(case_offline_data_not_cached, "DataUnavailable: how to get the file by hand"),
     "offline, model not cached": Case(case_offline_model_not_cached, "ModelUnavailable: run make fetch"),
     "model download interrupted": Case(case_model_download_interrupted, "the error; no half model in models/"),
+    "ambiguous day-first dates": Case(case_ambiguous_day_first_dates,
+                                      "SchemaError: set COLDSTART_DATE_FORMAT (or use ISO dates)"),
+    "day-first dates past the 12th": Case(case_day_first_dates_past_the_12th, "read day first"),
 }
 NEEDS_TF = {"model path that does not exist", "offline, model not cached"}
 

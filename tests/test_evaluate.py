@@ -267,9 +267,11 @@ def _rows(method, profile="cpu", protocol="coldstart", value=0.1, segments=("k=1
 
 
 def _no_temp_files(folder) -> None:
-    """Only the leaderboard and its run record may be there: no temporary file left behind."""
+    """Only the leaderboard, its run record and its (empty) lock file may be there: no temporary file left behind."""
     names = sorted(p.name for p in folder.iterdir())
-    assert set(names) <= {"leaderboard.csv", "leaderboard.runs.json"}, names
+    assert set(names) <= {"leaderboard.csv", "leaderboard.runs.json", ".leaderboard.csv.lock"}, names
+    lock = folder / ".leaderboard.csv.lock"
+    assert not lock.exists() or lock.stat().st_size == 0
 
 
 def test_update_leaderboard_replaces_same_method_profile_protocol(tmp_path):

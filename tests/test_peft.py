@@ -358,3 +358,26 @@ def test_minilm_shares_of_trainable_parameters():
     model = peft.freeze_base(peft.add_lora(TFAutoModel.from_pretrained(str(folder)), rank=8))
     assert peft.trainable_report(model)["new"] == 6 * 2 * 8 * (384 + 384)
     assert 0.3 < peft.trainable_report(model)["trainable_percent"] < 0.35
+
+
+def test_a_failed_load_leaves_the_model_unchanged_and_the_next_good_load_works(base_dir, tmp_path):
+    """Issue 25, item 7: the checkpoint is checked against the layers it needs before they are inserted."""
+    import shutil
+
+    trained = peft.add_adapters(load(base_dir), size=4)
+    randomize(peft.new_weights(trained))
+    good = peft.save_peft(trained, tmp_path / "good")
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    config = json.loads((bad / peft.CONFIG_FILE).read_text())
+    config["adapter"]["size"] = 8          # the weights are still of size 4
+    (bad / peft.CONFIG_FILE).write_text(json.dumps(config))
+
+    fresh = load(base_dir)
+    before = hidden(fresh)
+    with pytest.raises(ValueError, match="shape"):
+        peft.load_peft(fresh, bad)
+    assert peft.peft_layers(fresh) == {}
+    np.testing.assert_array_equal(hidden(fresh), before)
+    peft.load_peft(fresh, good)
+    np.testing.assert_allclose(hidden(fresh), hidden(trained), atol=1e-6)

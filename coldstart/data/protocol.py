@@ -57,6 +57,8 @@ WARM_K = 3
 COLD_K = 1
 NEW_USER_SEGMENTS = tuple(f"k={k}" for k in CONTEXT_SIZES)
 SEGMENTS = (*NEW_USER_SEGMENTS, "cold-items", "warm")
+# what ColdStartSplit.save writes: the only entries a folder it replaces may hold
+SAVED_NAMES = ("split.json", "train.parquet", "catalog.parquet", "cases.parquet")
 
 
 # -- the records ------------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ class ColdStartSplit:
 
         ``stamp`` adds keys to ``split.json`` (where the data came from: :func:`save_default`)."""
         folder = Path(folder)
-        with atomic_dir(folder) as tmp:   # the old split stays until the new one is in place
+        with atomic_dir(folder, "split.json", SAVED_NAMES) as tmp:   # the old split stays until the new one is in
             self.train.to_parquet(tmp / "train.parquet", index=False)
             self.catalog.to_parquet(tmp / "catalog.parquet")
             _write_cases(self.cases, tmp / "cases.parquet")
@@ -443,6 +445,9 @@ def make_split(
     new_users = window_users.difference(seen)
     warm_users = window_users.intersection(seen)
     _check_ks(window, new_users, ks)
+    for name, k in (("warm_k", warm_k), ("cold_k", cold_k)):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {k!r}")
     cold_items = set(catalog.index[catalog["cold"]])
 
     parts = [
@@ -457,8 +462,10 @@ def make_split(
 def _check_ks(window: pd.DataFrame, new_users, ks: Sequence[int]) -> None:
     """Refuse context sizes no new user can have: a segment that is empty by construction would
     silently drop out of every table and plot."""
-    if any(int(k) < 1 for k in ks):
-        raise ValueError(f"Context sizes must be at least 1, got ks={tuple(ks)}")
+    if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in ks) or any(k < 1 for k in ks):
+        raise ValueError(f"Context sizes must be whole numbers of at least 1, got ks={tuple(ks)}")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"Context sizes must differ (each names one segment), got ks={tuple(ks)}")
     rows = window[window["customer"].isin(pd.Index(new_users))].sort_values(["date", "invoice", "line"], kind="stable")
     sizes = _first_invoice_items(rows).groupby("customer").size()
     largest = int(sizes.max()) if len(sizes) else 0
@@ -480,11 +487,44 @@ PROTOCOL_VERSION = 2  # bump when the rules above change: saved splits are then 
 
 
 def _source_stamp() -> dict:
-    """Identify the data a saved split came from (the configured file, or the download cache)."""
+    """Identify the data a saved split came from: the configured file (or the download cache) and
+    the SHA-256 of its content, so a split saved from other data is never taken for this one."""
     path = Path(os.environ.get("COLDSTART_DATA_FILE") or data_dir() / "online_retail.parquet")
-    stat = path.stat() if path.exists() else None
-    return {"protocol": PROTOCOL_VERSION, "source": str(path.resolve()) if stat else str(path),
-            "size": stat.st_size if stat else None}
+    exists = path.is_file()
+    return {"protocol": PROTOCOL_VERSION, "source": str(path.resolve()) if exists else str(path),
+            "sha256": _file_sha256(path) if exists else None}
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _split_params(split: ColdStartSplit) -> dict:
+    """The protocol parameters a split was built with, read from the split itself: cutoff, end and
+    each segment's context size (``ks``, ``cold_k``, ``warm_k``)."""
+    sizes = split.cases.groupby("segment")["context"].apply(lambda c: max(map(len, c), default=0))
+    return {"cutoff": str(split.cutoff), "end": str(split.end), "context_sizes": {s: int(n) for s, n in sizes.items()}}
+
+
+def _expected_params(name: str) -> dict:
+    """What :func:`load_or_make` builds for ``name`` (``end`` of the test split: the data's own)."""
+    sizes = {f"k={k}": k for k in CONTEXT_SIZES} | {"cold-items": COLD_K, "warm": WARM_K}
+    if name == "test":
+        return {"cutoff": str(pd.Timestamp(TEST_CUTOFF)), "end": None, "context_sizes": sizes}
+    return {"cutoff": str(pd.Timestamp(VALID_CUTOFF)), "end": str(pd.Timestamp(TEST_CUTOFF)), "context_sizes": sizes}
+
+
+def _params_match(saved, name: str) -> bool:
+    expected = _expected_params(name)
+    if not isinstance(saved, dict):
+        return False
+    return all(v is None or saved.get(k) == v for k, v in expected.items())
 
 
 def default_folder(name: str) -> Path:
@@ -493,28 +533,39 @@ def default_folder(name: str) -> Path:
 
 
 def save_default(split: ColdStartSplit, name: str) -> Path:
-    """Save a split where :func:`load_or_make` finds it, stamped with the data source and protocol version."""
-    return split.save(default_folder(name), stamp=_source_stamp())
+    """Save a split where :func:`load_or_make` finds it, stamped with the data's content hash, the
+    protocol version and the split's own parameters (a split built with other ones is stamped as
+    such, so :func:`load_or_make` rebuilds rather than returns it)."""
+    return split.save(default_folder(name), stamp={**_source_stamp(), "params": _split_params(split)})
 
 
 def load_or_make(name: str = "test", clean: Optional[pd.DataFrame] = None, verbose: bool = True) -> ColdStartSplit:
     """The shared ``test`` or ``validation`` split: read from ``data/processed/`` when it was saved
-    from the same data with the same protocol version, otherwise rebuilt (and saved)."""
+    from the same data (content hash) with the same protocol version and parameters, otherwise
+    rebuilt (and saved). An unreadable saved split (a truncated ``split.json``, a damaged table) is
+    rebuilt too. ``clean``, when given, must be the cleaned table of the configured data file."""
     if name not in ("test", "validation"):
         raise ValueError("name must be 'test' or 'validation'")
     folder = default_folder(name)
     meta_file = folder / "split.json"
     if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if all(meta.get(k) == v for k, v in _source_stamp().items()):
-            try:
+        try:
+            meta = json.loads(meta_file.read_text())
+            stamp = _source_stamp()
+            fits = (isinstance(meta, dict) and all(meta.get(k) == v for k, v in stamp.items())
+                    and _params_match(meta.get("params"), name))
+            if fits:
                 return ColdStartSplit.load(folder)
-            except Exception as err:  # unreadable (other library versions, a damaged file): rebuild
-                if verbose:
-                    print(f"could not read the saved {name} split ({type(err).__name__}); rebuilding it")
+            if verbose:
+                print(f"the saved {name} split is from other data or parameters; rebuilding it")
+        except Exception as err:  # unreadable (other library versions, a damaged file): rebuild
+            if verbose:
+                print(f"could not read the saved {name} split ({type(err).__name__}); rebuilding it")
     if clean is None:
         clean, _ = load_clean(verbose=False)
-    split = make_split(clean) if name == "test" else make_validation_split(clean)
+    params = dict(ks=CONTEXT_SIZES, warm_k=WARM_K, cold_k=COLD_K)   # the module's values, read now
+    split = (make_split(clean, cutoff=TEST_CUTOFF, **params) if name == "test"
+             else make_split(clean, cutoff=VALID_CUTOFF, end=TEST_CUTOFF, **params))
     save_default(split, name)
     if verbose:
         print(f"built the {name} split and saved it to {shown(folder)}")

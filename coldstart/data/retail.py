@@ -349,6 +349,31 @@ def _as_number(values: pd.Series, col: str, whole: bool) -> pd.Series:
     return numbers.astype("int64")
 
 
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
+
+
+def _day_first(text: pd.Series, col: str) -> bool:
+    """Whether dates written ``A/B/YYYY`` put the day first: yes when some ``A`` exceeds 12, no when
+    some ``B`` does. When every ``A`` and ``B`` is at most 12 the order cannot be told, and guessing
+    would silently swap days and months, so this raises ``SchemaError`` saying how to name the
+    format (``COLDSTART_DATE_FORMAT``). Other layouts (ISO ``2011-02-01``): ``False``."""
+    parts = text.dropna().str.extract(_NUMERIC_DATE).dropna()
+    if parts.empty:
+        return False
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    if (first > 12).any() and (second > 12).any():
+        return False   # mixed orders: the parse below reports the values it cannot read
+    if (first > 12).any():
+        return True
+    if (second > 12).any():
+        return False
+    example = text.dropna().iloc[0]
+    raise SchemaError(
+        f"column {col!r} has dates like {example!r} whose day and month are both at most 12, so the order "
+        "cannot be told: set COLDSTART_DATE_FORMAT='%d/%m/%Y %H:%M' (day first) or '%m/%d/%Y %H:%M' "
+        "(month first), or save the file with ISO dates (2011-02-01)")
+
+
 def _as_datetime(values: pd.Series, col: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         if getattr(values.dt, "tz", None) is not None:
@@ -358,9 +383,11 @@ def _as_datetime(values: pd.Series, col: str) -> pd.Series:
         # Numbers could be Excel serials or Unix seconds: guessing would be unsafe.
         raise SchemaError(f"column {col!r} should hold dates, not {values.dtype}")
     text = values.astype("string").str.strip().replace("", pd.NA)
+    fmt = os.environ.get("COLDSTART_DATE_FORMAT") or None
+    dayfirst = False if fmt else _day_first(text, col)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format" chatter
-        dates = pd.to_datetime(text.astype(object), errors="coerce")
+        dates = pd.to_datetime(text.astype(object), errors="coerce", format=fmt, dayfirst=dayfirst)
     bad = text.notna().to_numpy() & dates.isna().to_numpy()
     if bad.any():
         raise SchemaError(

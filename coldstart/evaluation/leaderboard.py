@@ -34,17 +34,38 @@ def leaderboard_path(profile: Optional[str] = None) -> Path:
     return runs_dir(profile) / "leaderboard.csv"
 
 
+NUMERIC_COLUMNS = ("value", "ci_low", "ci_high")
+
+
 def read_leaderboard(path: Union[str, Path]) -> pd.DataFrame:
-    """Read a leaderboard CSV (an empty table with the right columns if the file does not exist)."""
+    """Read a leaderboard CSV (an empty table with the right columns if the file does not exist).
+
+    Every column but the numbers (:data:`NUMERIC_COLUMNS`) is read as text, exactly as written: a
+    method called ``NA``, ``None``, ``1`` or ``TRUE`` stays that string (pandas would read NaN, a
+    number or a boolean, and the row would never be replaced)."""
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    return pd.read_csv(path)
+    board = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in NUMERIC_COLUMNS:
+        if col in board.columns:
+            board[col] = pd.to_numeric(board[col].replace("", np.nan))
+    return board
+
+
+def _lock(path: Path):
+    """A lock file beside the leaderboard: one process at a time reads, changes and writes it."""
+    from filelock import FileLock
+
+    return FileLock(str(path.with_name(f".{path.name}.lock")), timeout=120)
 
 
 def update_leaderboard(rows, path: Union[str, Path], model: Optional[str] = None, **info) -> pd.DataFrame:
     """Write ``rows`` into the leaderboard at ``path``, replacing earlier rows of the same (method,
     profile, protocol). The file is written atomically. Returns the whole leaderboard.
+
+    Safe for several processes at once: a lock file (``.<name>.lock`` beside it) makes each update
+    read, change and write the file in turn, so no update is lost.
 
     ``rows`` is a table with the :data:`LEADERBOARD_COLUMNS`, or a result holding one as ``.table``
     (:class:`~coldstart.evaluation.harness.EvalResult`, :class:`~coldstart.evaluation.benchmark.SeqResult`).
@@ -56,15 +77,23 @@ def update_leaderboard(rows, path: Union[str, Path], model: Optional[str] = None
     missing = [c for c in LEADERBOARD_COLUMNS if c not in new.columns]
     if missing:
         raise ValueError(f"Leaderboard rows lack columns {missing}")
-    new = new[LEADERBOARD_COLUMNS]
+    new = new[LEADERBOARD_COLUMNS].copy()
+    for col in LEADERBOARD_COLUMNS:
+        if col not in NUMERIC_COLUMNS:
+            new[col] = new[col].astype(str)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path):   # read-modify-write: without it, two writers at once keep only one's rows
+        return _update(new, path, model, info)
+
+
+def _update(new: pd.DataFrame, path: Path, model, info) -> pd.DataFrame:
     old = read_leaderboard(path)
     if len(old):
         keys = set(map(tuple, new[["method", "profile", "protocol"]].drop_duplicates().to_numpy()))
         drop = [tuple(r) in keys for r in old[["method", "profile", "protocol"]].to_numpy()]
         old = old[~np.array(drop, dtype=bool)]
     board = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(board.to_csv(index=False, float_format="%.6g"), path)
 
     runs_file = path.with_name(path.stem + ".runs.json")

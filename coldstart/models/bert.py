@@ -80,8 +80,9 @@ class TwoTower(tf.keras.Model):
             logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), -1e9, logits)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        # minimize, not tape.gradient: under mixed_float16 the optimizer is a LossScaleOptimizer, and
+        # minimize scales the loss before the gradients (small float16 gradients would underflow to 0)
+        self.optimizer.minimize(scaled, self.trainable_variables, tape=tape)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

@@ -71,12 +71,27 @@ def resolve_model(name: Optional[str] = None) -> str:
     return name
 
 
+def safe_load_options(where: str) -> dict:
+    """Loading options that never run code from a model: ``trust_remote_code=False`` always (a
+    config naming its own Python classes is refused, no ``[y/N]`` prompt), and ``local_files_only``
+    for a folder (a folder is read, never looked up on the Hub)."""
+    return {"trust_remote_code": False, "local_files_only": Path(where).is_dir()}
+
+
 def _loading(where: str, load):
-    """``load(where)`` with transformers quiet; a missing or unreadable model raises ModelUnavailable."""
+    """``load(where)`` with transformers quiet; a missing or unreadable model raises ModelUnavailable,
+    and so does a model that asks to run its own code."""
     import_tensorflow()
     quiet_transformers()
     try:
         return load(where)
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ModelUnavailable(
+            f"Model {where!r} names its own Python code (auto_map in its config): coldstart never runs code "
+            "from a model, so use a standard BERT-family model or save it again with save_pretrained"
+        ) from err
     except OSError as err:
         raise ModelUnavailable(
             f"Could not load model {where!r} ({str(err).splitlines()[0][:120]}): check the name, your "
@@ -88,7 +103,8 @@ def load_tokenizer(name: Optional[str] = None):
     """The tokenizer of a Hub id or local folder (see :func:`resolve_model`)."""
     from transformers import AutoTokenizer
 
-    return _loading(resolve_model(name), AutoTokenizer.from_pretrained)
+    where = resolve_model(name)
+    return _loading(where, lambda w: AutoTokenizer.from_pretrained(w, **safe_load_options(w)))
 
 
 def load_encoder(name: Optional[str] = None, tokenizer=None, **config):
@@ -102,7 +118,7 @@ def load_encoder(name: Optional[str] = None, tokenizer=None, **config):
     where = resolve_model(name)
     if tokenizer is None:
         tokenizer = load_tokenizer(where)
-    return tokenizer, _loading(where, lambda w: TFAutoModel.from_pretrained(w, **config))
+    return tokenizer, _loading(where, lambda w: TFAutoModel.from_pretrained(w, **safe_load_options(w), **config))
 
 
 def mean_pool(hidden, mask):

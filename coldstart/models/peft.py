@@ -333,7 +333,7 @@ def _write_folder(arrays: dict, config: dict, path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a folder: a PEFT checkpoint is a folder")
-    with atomic_dir(path) as tmp:   # the old checkpoint stays until the new one is in place
+    with atomic_dir(path, CONFIG_FILE, (WEIGHTS_FILE,)) as tmp:   # the old checkpoint stays until the new one is in
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                   str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
@@ -373,16 +373,45 @@ def read_peft(path) -> tuple[dict, dict]:
     return config, load_file(str(w_file))
 
 
-def _assign(variables: dict, arrays: dict, where: str = "the checkpoint") -> None:
-    missing = sorted(set(variables) - set(arrays))
-    unexpected = sorted(set(arrays) - set(variables))
+def _check_fit(shapes: dict, arrays: dict, where: str) -> None:
+    """Raise ``ValueError`` unless ``arrays`` has exactly the names of ``shapes``, each of that shape."""
+    missing = sorted(set(shapes) - set(arrays))
+    unexpected = sorted(set(arrays) - set(shapes))
     if missing or unexpected:
         raise ValueError(f"{where} does not match the model: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    for name, var in variables.items():
-        if tuple(var.shape) != tuple(arrays[name].shape):
-            raise ValueError(f"{where}: {name} has shape {arrays[name].shape}, the model {tuple(var.shape)}")
+    for name, shape in shapes.items():
+        if tuple(shape) != tuple(arrays[name].shape):
+            raise ValueError(f"{where}: {name} has shape {arrays[name].shape}, the model {tuple(shape)}")
+
+
+def _assign(variables: dict, arrays: dict, where: str = "the checkpoint") -> None:
+    _check_fit({name: var.shape for name, var in variables.items()}, arrays, where)
     for name, var in variables.items():
         var.assign(arrays[name])
+
+
+def _planned_shapes(model, config: dict) -> dict:
+    """``{name: shape}`` of the weights :func:`add_adapters` / :func:`add_lora` would add to ``model``
+    for ``config`` (names as :func:`new_weights`), computed without changing the model."""
+    out = {}
+    for i, layer in enumerate(_layers(model)):
+        if config.get("adapter"):
+            size = int(config["adapter"]["size"])
+            for site, path in ADAPTER_SITES.items():
+                width = _get(layer, path).dense.units
+                name = f"layer.{i}.adapter.{site}"
+                out.update({f"{name}.down.kernel": (width, size), f"{name}.down.bias": (size,),
+                            f"{name}.up.kernel": (size, width), f"{name}.up.bias": (width,)})
+        if config.get("lora"):
+            rank = int(config["lora"]["rank"])
+            for target in config["lora"]["targets"]:
+                if target not in LORA_TARGETS:
+                    raise ValueError(f"unknown LoRA target {target!r} in the checkpoint")
+                path, attr = LORA_TARGETS[target]
+                d_in, d_out = _pretrained(getattr(_get(layer, path), attr)).kernel.shape
+                out[f"layer.{i}.lora.{target}.A"] = (d_in, rank)
+                out[f"layer.{i}.lora.{target}.B"] = (rank, d_out)
+    return out
 
 
 def load_peft(model, path):
@@ -399,7 +428,11 @@ def load_peft(model, path):
     base = _model_name(cfg)
     if config.get("base_model") and base and Path(config["base_model"]).name != Path(base).name:
         warnings.warn(f"{path} was trained on {config['base_model']}, this model is {base}")
-    if not peft_layers(model):
+    if not peft_layers(model):   # check the checkpoint against the layers it needs before inserting them
+        planned = _planned_shapes(model, config)
+        if config.get("layernorm"):
+            planned.update({name: var.shape for name, var in layernorm_weights(model).items()})
+        _check_fit(planned, arrays, str(path))
         if config["adapter"]:
             add_adapters(model, config["adapter"]["size"])
         if config["lora"]:

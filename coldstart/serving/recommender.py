@@ -30,9 +30,12 @@ country's popularity (``popular in France``), else global popularity (``popular 
 
 Defined behaviour for bad input (tested in ``tests/test_serving.py``):
 
-* unknown item ids are ignored and listed in ``result.attrs["unknown_items"]``;
-* an empty or blank query is ignored (a note says so);
-* a query longer than ``query_max_len`` tokens is truncated (a note says so);
+* unknown item ids are ignored and listed in ``result.attrs["unknown_items"]``; ``None`` means no clicks;
+* an empty or blank query, or one of only invisible characters, is ignored (a note says so);
+* a query longer than ``query_max_len`` tokens is truncated (a note says so); only its first
+  ``query_max_len * 128`` characters are read, so a huge text costs what a long one does;
+* concurrent calls from several threads return what serial calls return (the tokenizer is used
+  by one thread at a time; BLAS's thread limit is shared, see :func:`coldstart._internal.blas.blas_limit`);
 * non-ASCII text is encoded like any other (uncased BERT vocabularies strip accents);
 * no clicks and no query: country popularity, then global popularity (``attrs["fallback"]``).
 
@@ -46,6 +49,8 @@ import dataclasses
 import datetime
 import json
 import os
+import threading
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -61,9 +66,13 @@ from ..evaluation.metrics import topk_items
 from ..models.baselines import CountryPopularity, ItemRegression, TextSimilarity
 from ..models.encoders import encode, load_encoder, load_tokenizer, resolve_model
 from ..models.retrieval import EncodedContextSimilarity, Recipe, Retriever, recipe_scores
-from .query import Query, encode_query
+from .query import Query, encode_query, visible
 
 FORMAT_VERSION = 1
+# what save writes: the only entries a folder it replaces may hold (it never deletes anything else)
+# the libraries whose versions decide how a saved folder's files are read (a load warns if they differ)
+FILE_SHAPING = ("coldstart", "tensorflow", "tf-keras", "transformers", "numpy", "pandas", "pyarrow")
+SAVED_NAMES = ("serving.json", "encoder", "index.npy", "id_matrix.npy", "catalog.parquet", "popularity.npz")
 COLUMNS = ["item_id", "text", "score", "reason"]
 
 
@@ -102,6 +111,7 @@ class Recommender:
         self._position = {item: i for i, item in enumerate(self.item_ids)}
         self._country = {c: i for i, c in enumerate(self.countries)}
         self.blas_threads = blas_threads
+        self._tokenizer_lock = threading.Lock()   # one fast tokenizer is one Rust object: one caller at a time
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -151,23 +161,33 @@ class Recommender:
         """Encode a free-text query (one encoder call, :func:`~coldstart.serving.query.encode_query`).
         Longer than ``query_max_len`` tokens: truncated. Raises ``ValueError`` for an empty or blank
         text (:meth:`recommend` ignores those instead)."""
-        return encode_query(text, self.tokenizer, self.encoder, max_len=self.query_max_len)
+        return encode_query(text, self.tokenizer, self.encoder, max_len=self.query_max_len, lock=self._tokenizer_lock)
 
     def add_items(self, texts: Sequence[str], ids: Optional[Sequence[str]] = None) -> list:
         """Put new products into the index now (they need a text, no purchases). Returns their ids.
 
-        New products count as new (``beta`` applies), have no popularity and no ID part. ``ids``
-        default to ``new-1``, ``new-2``, ... Raises ``ValueError`` (and changes nothing) for an
-        empty text, a repeated or existing id, or a length mismatch.
+        New products count as new (``beta`` applies), have no popularity and no ID part. One string
+        is one product. ``ids`` default to the first free ``new-1``, ``new-2``, ... (never an id the
+        catalog or ``ids`` already has). Raises ``ValueError`` (and changes nothing) for a text that
+        is not a string or shows nothing, a repeated or existing id, or a length mismatch.
         """
-        texts = [str(t) for t in texts]
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if isinstance(ids, str):
+            ids = [ids]
+        not_text = [j for j, t in enumerate(texts) if not isinstance(t, str)]
+        if not_text:
+            raise ValueError(f"product texts must be strings: position(s) {not_text[:5]} hold "
+                             f"{[texts[j] for j in not_text[:3]]!r}")
         if ids is None:
-            start = sum(1 for i in self.item_ids if i.startswith("new-")) + 1
-            ids = [f"new-{start + j}" for j in range(len(texts))]
+            ids, n = [], 0
+            while len(ids) < len(texts):
+                n += 1
+                if f"new-{n}" not in self._position:
+                    ids.append(f"new-{n}")
         ids = [str(i) for i in ids]
         if len(ids) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(ids)} ids")
-        blank = [i for i, t in zip(ids, texts) if not t.strip()]
+        blank = [i for i, t in zip(ids, texts) if not visible(t).strip()]
         if blank:
             raise ValueError(f"products {blank} have an empty text: the index needs a text to place a product")
         taken = [i for i in ids if i in self._position]
@@ -203,13 +223,14 @@ class Recommender:
 
     def positions(self, items: Iterable) -> tuple:
         """``(positions of known ids in click order, unknown ids)``; repeated clicks count once."""
-        known, unknown = [], []
+        known, unknown, seen = [], [], set()
         for item in items:
             item = str(item)
             pos = self._position.get(item)
             if pos is None:
                 unknown.append(item)
-            elif pos not in known:
+            elif pos not in seen:
+                seen.add(pos)
                 known.append(pos)
         return np.asarray(known, np.int64), unknown
 
@@ -234,14 +255,16 @@ class Recommender:
         matrix-vector product is too small to gain from threads, and on a busy machine threads that
         wait for each other turn a fraction of a millisecond into tens of milliseconds.
         """
-        if isinstance(query_text, str) and query_text.strip():
+        if isinstance(query_text, str) and visible(query_text).strip():
             query_text = self.encode_query(query_text)   # the encoder: TensorFlow's own thread pool
         with blas_limit(self.blas_threads):
             return self._recommend(clicked_items, query_text, country, k, exclude)
     def _recommend(self, clicked_items, query_text, country, k, exclude) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        if isinstance(clicked_items, (str, bytes)):
+        if clicked_items is None:
+            clicked_items = ()
+        elif isinstance(clicked_items, (str, bytes, int, np.integer)):
             clicked_items = [clicked_items]
         notes = []
         clicks, unknown = self.positions(clicked_items)
@@ -251,8 +274,10 @@ class Recommender:
         if isinstance(query_text, Query):
             query = query_text
         elif query_text is not None:
-            if str(query_text).strip():
+            if visible(query_text).strip():
                 query = self.encode_query(query_text)
+            elif str(query_text).strip():
+                notes.append("the query has only invisible characters (controls, zero-width): ignored")
             else:
                 notes.append("the query is empty: ignored")
         if query is not None and query.truncated:
@@ -364,7 +389,7 @@ class Recommender:
         complete). Layout: ``encoder/`` (weights + tokenizer), ``index.npy``, ``id_matrix.npy``,
         ``catalog.parquet``, ``popularity.npz``, ``serving.json`` (recipe, sizes, versions)."""
         folder = Path(folder)
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(folder, "serving.json", SAVED_NAMES) as tmp:
             self.encoder.save_pretrained(str(tmp / "encoder"))
             self.tokenizer.save_pretrained(str(tmp / "encoder"))
             np.save(tmp / "index.npy", self.index)
@@ -391,30 +416,62 @@ class Recommender:
 
     @classmethod
     def load(cls, folder) -> "Recommender":
-        """Read a folder written by :meth:`save` (no training data needed)."""
-        folder = Path(folder)
+        """Read a folder written by :meth:`save` (no training data needed).
+
+        Only that folder is read: the encoder comes from ``folder/encoder`` with local files only and
+        without running any code the folder names (:func:`~coldstart.models.encoders.load_encoder`).
+        A folder with missing or unreadable parts raises ``ValueError`` ("damaged: save it again");
+        one saved by other library versions loads with a ``UserWarning`` naming them.
+        """
+        folder = Path(folder).expanduser().resolve()
         meta_file = folder / "serving.json"
         if not meta_file.is_file():
             raise FileNotFoundError(f"{folder} is not a saved recommender (no serving.json): "
                                     "write one with Recommender.save")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{folder} has format {meta.get('format')}, this coldstart reads {FORMAT_VERSION}: "
-                             "save it again")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as err:
+            raise _damaged(folder, f"serving.json unreadable: {err}") from err
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"{folder} has format {found}, this coldstart reads {FORMAT_VERSION}: save it again")
+        if not (folder / "encoder" / "config.json").is_file():
+            raise _damaged(folder, "no encoder/config.json")
+        _warn_other_versions(folder, meta.get("versions"))
         tokenizer, encoder = load_encoder(str(folder / "encoder"))
-        catalog = pd.read_parquet(folder / "catalog.parquet")
-        id_file = folder / "id_matrix.npy"
-        with np.load(folder / "popularity.npz") as pop:
-            country_pop = pop["country"]
-        rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(),
-                  np.load(folder / "index.npy"),
-                  is_new=catalog["is_new"].to_numpy(), popularity=catalog["popularity"].to_numpy(),
-                  countries=meta["countries"], country_popularity=country_pop,
-                  id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
-                  max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
-                  country_backoff=meta.get("country_backoff", 0.1))
+        try:
+            catalog = pd.read_parquet(folder / "catalog.parquet")
+            id_file = folder / "id_matrix.npy"
+            with np.load(folder / "popularity.npz") as pop:
+                country_pop = pop["country"]
+            rec = cls(tokenizer, encoder, catalog["item_id"].tolist(), catalog["text"].tolist(),
+                      np.load(folder / "index.npy"),
+                      is_new=catalog["is_new"].to_numpy(), popularity=catalog["popularity"].to_numpy(),
+                      countries=meta["countries"], country_popularity=country_pop,
+                      id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
+                      max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
+                      country_backoff=meta.get("country_backoff", 0.1))
+        except (OSError, KeyError, TypeError, ValueError, IndexError) as err:
+            raise _damaged(folder, f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}") \
+                from err
         rec.saved_versions = meta.get("versions", {})
         return rec.warm_up()
+
+
+def _damaged(folder: Path, why: str) -> ValueError:
+    return ValueError(f"{folder} is a damaged saved recommender ({why}): save it again with Recommender.save")
+
+
+def _warn_other_versions(folder: Path, saved) -> None:
+    """Warn when ``folder`` was saved by other versions of the libraries that shape its files."""
+    if not isinstance(saved, dict):
+        return
+    now = library_versions()
+    differ = {k: (saved[k], now[k]) for k in FILE_SHAPING if k in saved and k in now and saved[k] != now[k]}
+    if differ:
+        listed = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in differ.items())
+        warnings.warn(f"{folder} was saved with {listed}: it may load or score differently; save it again "
+                      "with these versions to be sure", UserWarning, stacklevel=3)
 
 
 # -- building the course's recommender ----------------------------------------------------------------

@@ -52,7 +52,7 @@ def fetch_model(name: str) -> Path:
         huggingface_hub.utils.disable_progress_bars()
     target = models_dir() / name.split("/")[-1]
     print(f"model {name}: downloading from the Hugging Face Hub ...", flush=True)
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, "config.json", [*MODEL_FILES, "1_Pooling", ".cache", "README.md"]) as tmp:
         huggingface_hub.snapshot_download(name, local_dir=str(tmp), allow_patterns=MODEL_FILES)
         if not (tmp / "config.json").is_file():
             raise ModelUnavailable(f"Model {name!r} has no config.json on the Hub: is the name right?")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._internal.tf import import_tensorflow, quiet_transformers
 from ..evaluation.metrics import topk_items
-from ..models.encoders import load_tokenizer, padded_batches, resolve_model
+from ..models.encoders import load_tokenizer, padded_batches, resolve_model, safe_load_options
 from ..serving.recommender import Recommender
 
 
@@ -25,7 +25,9 @@ def fresh_crossencoder(model_name):
     from ..models.bert import CrossEncoder  # a Keras class: importing it starts TensorFlow
 
     quiet_transformers()
-    return CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(resolve_model(model_name), num_labels=1))
+    where = resolve_model(model_name)
+    return CrossEncoder(TFAutoModelForSequenceClassification.from_pretrained(where, num_labels=1,
+                                                                             **safe_load_options(where)))
 
 
 def measure_latency(rec: Recommender, split, n_users: int = 200, n_queries: int = 200, k: int = 10,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._internal.tf import import_tensorflow
 from ..config import DEFAULT_MODEL
-from ..models.encoders import resolve_model
+from ..models.encoders import resolve_model, safe_load_options
 from ..models.peft import add_adapters, add_lora, freeze_base, trainable_report
 
 
@@ -58,7 +58,8 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     tf.keras.utils.set_random_seed(0)
     # random weights of the same architecture: the same time and memory as the pretrained ones,
     # without reading them from disk
-    encoder = TFAutoModel.from_config(AutoConfig.from_pretrained(resolve_model(model_name)))
+    where = resolve_model(model_name)
+    encoder = TFAutoModel.from_config(AutoConfig.from_pretrained(where, **safe_load_options(where)))
     encoder(tf.constant([[1, 2]]))
     if kind == "adapter":
         add_adapters(encoder, size)
