@@ -4,7 +4,7 @@
   ``TPUStrategy``; several GPUs -> ``MirroredStrategy``; otherwise the default strategy.
 * :func:`configure_precision` -- mixed precision (``mixed_float16``) where it pays (GPUs with tensor
   cores, ``mixed_bfloat16`` on TPU) and XLA compilation on accelerators; nothing on CPU, where
-  neither pays for itself across the CPUs the course runs on (measurements: README, Speed).
+  neither pays for itself across the CPUs the course runs on (measurements: docs/speed.md).
 """
 
 from __future__ import annotations
