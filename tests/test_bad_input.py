@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
-import re
 import socket
 import threading
 import warnings
@@ -259,6 +258,21 @@ def case_k_larger_than_any_basket(box, monkeypatch):
     assert "the largest has 5 distinct items" in message and "k <= 5" in message
 
 
+def case_context_size_outside_the_usable_range(box, monkeypatch):
+    """A size that is not a whole number, a repeated one, or one past every basket of its segment's
+    users would drop a segment or fill it twice; each is refused with the usable range."""
+    for kwargs, start, then in [
+        (dict(ks=(1.5, 3)), "Context sizes must be whole numbers", "the usable range is 1 to 5"),
+        (dict(ks=(1, 3, 3)), "Context sizes must differ", "ks=(1, 3, 3)"),
+        (dict(warm_k=5), "warm_k=5 is larger", "the usable range is 1 to 4"),
+        (dict(cold_k=6), "cold_k=6 is larger", "the usable range is 1 to 5"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, **kwargs)
+        message = _one_line(info.value)
+        assert message.startswith(start) and then in message, message
+
+
 def case_context_of_unknown_item_ids(box, monkeypatch):
     """Defined fallback: unknown ids are dropped; with nothing left, text models have nothing to say
     (a row of -inf, counted as a miss by the evaluation), item-kNN falls back to popularity."""
@@ -372,6 +386,8 @@ CASES = {
     "non-UTF-8 descriptions": Case(case_non_utf8_descriptions, "warning, read as Latin-1"),
     "cutoff outside the data": Case(case_cutoff_outside_the_data, "ValueError with the data's date range"),
     "k larger than any basket": Case(case_k_larger_than_any_basket, "ValueError with the largest usable k"),
+    "context size outside the usable range": Case(case_context_size_outside_the_usable_range,
+                                                  "ValueError with the usable range"),
     "context of only unknown item ids": Case(case_context_of_unknown_item_ids,
                                              "ids dropped; -inf (text), popularity (item-kNN, live recommender)"),
     "model path that does not exist": Case(case_model_path_that_does_not_exist, "ModelUnavailable naming the path"),

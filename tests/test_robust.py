@@ -454,9 +454,20 @@ def test_an_unreadable_split_json_is_rebuilt(split_cache, damage):
 # 9 (protocol part). context sizes that would drop or duplicate segments are refused
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(ks=(1.5,)), "whole numbers"), (dict(ks=(1, 1)), "must differ"), (dict(ks=(True,)), "whole numbers"),
-    (dict(warm_k=0), "warm_k"), (dict(cold_k=2.5), "cold_k"),
+    (dict(ks=(1.5,)), "whole numbers.*usable range is 1 to 5"), (dict(ks=(1, 1)), "must differ"),
+    (dict(ks=(True,)), "whole numbers.*usable range is 1 to 5"),
+    (dict(warm_k=0), "warm_k.*usable range is 1 to 4"), (dict(cold_k=2.5), "cold_k.*usable range is 1 to 5"),
+    # larger than every basket of the segment's users: the segment would silently come out empty
+    (dict(warm_k=5), "warm_k=5 is larger.*usable range is 1 to 4"),
+    (dict(cold_k=6), "cold_k=6 is larger.*usable range is 1 to 5"),
 ])
 def test_bad_context_sizes_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_context_sizes_up_to_the_largest_basket_keep_every_segment():
+    split = protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, warm_k=4, cold_k=3)
+    assert split.segment_names == list(protocol.SEGMENTS)
+    assert len(split.segment("warm")) == 1 and len(split.segment("cold-items")) == 1
