@@ -214,6 +214,33 @@ def case_mistyped_column(box, monkeypatch):
     assert "a dozen" in _one_line(info.value)
 
 
+def case_infinite_quantity(box, monkeypatch):
+    """A quantity (or customer number) must be a whole number; ``inf`` is none, so the table is refused
+    like a mistyped one, however it got there (a float column or the text "inf" in a CSV)."""
+    for col in ("Quantity", "CustomerID"):
+        raw = _raw_sample().astype({col: "float64"})
+        raw.loc[4, col] = np.inf
+        _use_file(box, monkeypatch, "retail.parquet", raw)
+        with pytest.raises(data.SchemaError, match=col) as info:
+            data.load_clean(verbose=False)
+        assert "inf" in _one_line(info.value)
+    raw = _raw_sample().astype({"Quantity": object})
+    raw.loc[4, "Quantity"] = "inf"
+    _use_file(box, monkeypatch, "retail.csv", raw)
+    with pytest.raises(data.SchemaError, match="'Quantity' should hold whole numbers but holds 1 infinite value"):
+        data.load_clean(verbose=False)
+
+
+def case_infinite_price(box, monkeypatch):
+    """Dropped by the cleaning step that drops prices <= 0 and missing ones, and counted there."""
+    raw = _raw_sample()
+    raw.loc[[4, 5], "UnitPrice"] = [np.inf, -np.inf]
+    _use_file(box, monkeypatch, "retail.parquet", raw)
+    clean, report = data.load_clean(verbose=False)
+    assert np.isfinite(clean["price"]).all() and len(clean) == len(raw) - 2
+    assert report.set_index("step").loc["price <= 0", "rows_removed"] == 2
+
+
 def case_empty_table(box, monkeypatch):
     _use_file(box, monkeypatch, "retail.parquet", _raw_sample().iloc[:0])
     with pytest.raises(data.SchemaError, match="empty") as info:
@@ -381,6 +408,8 @@ CASES = {
     "corrupted parquet": Case(case_corrupted_parquet, "DataUnavailable naming the file: delete it"),
     "missing column": Case(case_missing_column, "SchemaError naming the column"),
     "mistyped column": Case(case_mistyped_column, "SchemaError naming the column and the value"),
+    "infinite quantity": Case(case_infinite_quantity, "SchemaError naming the column and the value"),
+    "infinite price": Case(case_infinite_price, "dropped by the price <= 0 step, counted in its report"),
     "empty table": Case(case_empty_table, "SchemaError: the table is empty"),
     "every invoice cancelled": Case(case_every_invoice_cancelled, "ValueError naming the cleaning step"),
     "non-UTF-8 descriptions": Case(case_non_utf8_descriptions, "warning, read as Latin-1"),

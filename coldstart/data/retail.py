@@ -293,8 +293,9 @@ def validate_raw(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = _as_number(values, col, whole=(kind == "int64"))
     # Customer numbers become int64 after cleaning, so they must be whole.
     ids = out["CustomerID"].dropna()
-    if not np.array_equal(ids, np.round(ids)):
-        raise SchemaError("column 'CustomerID' has non-integer values")
+    if not (np.isfinite(ids).all() and np.array_equal(ids, np.round(ids))):
+        raise SchemaError("column 'CustomerID' has non-integer values (e.g. "
+                          f"{ids[~(np.isfinite(ids) & (ids == np.round(ids)))].iloc[0]!r})")
     return out
 
 
@@ -343,7 +344,11 @@ def _as_number(values: pd.Series, col: str, whole: bool) -> pd.Series:
                 f"e.g. {text[bad].iloc[0]!r}"
             )
     if not whole:
-        return numbers
+        return numbers   # an infinite price is dropped by clean()'s "price <= 0" step, like a missing one
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():   # an int64 column cannot hold it, and no count of items is infinite
+        raise SchemaError(f"column {col!r} should hold whole numbers but holds {int(infinite.sum())} infinite "
+                          f"value(s), e.g. {numbers[infinite].iloc[0]!r}")
     if numbers.isna().any() or not np.array_equal(numbers, np.round(numbers)):
         raise SchemaError(f"column {col!r} should hold whole numbers without gaps")
     return numbers.astype("int64")
@@ -438,7 +443,9 @@ CLEANING_STEPS = [
     ("cancellation", lambda d: d["InvoiceNo"].str.upper().str.startswith("C").fillna(False).astype(bool)),
     # "not > 0" rather than "<= 0" also drops missing values.
     ("quantity <= 0", lambda d: ~(d["Quantity"] > 0)),
-    ("price <= 0", lambda d: ~(d["UnitPrice"] > 0)),
+    # An infinite price is as unusable as a missing one (it would swamp every price statistic), so
+    # the step drops it too: a price is kept only when it is a positive finite number.
+    ("price <= 0", lambda d: ~((d["UnitPrice"] > 0) & np.isfinite(d["UnitPrice"]))),
     ("non-product code", lambda d: ~is_product_code(d["StockCode"])),
     # Text is the whole point of the course: an item without a name cannot be encoded.
     ("missing description", lambda d: _blank(d["Description"])),
@@ -448,9 +455,9 @@ CLEANING_STEPS = [
 def clean(df: pd.DataFrame, verbose: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Remove unusable rows step by step; return ``(clean_df, report_df)``.
 
-    Steps (in this order): missing customer, cancellation, quantity <= 0, price <= 0, non-product
-    code, missing description. ``report_df`` has one row per step (after a first row ``raw``)
-    with columns ``step, rows_removed, rows_left``; ``verbose`` prints it.
+    Steps (in this order): missing customer, cancellation, quantity <= 0, price <= 0 (also missing
+    or infinite prices), non-product code, missing description. ``report_df`` has one row per step
+    (after a first row ``raw``) with columns ``step, rows_removed, rows_left``; ``verbose`` prints it.
 
     ``clean_df`` has the course's column names: ``invoice`` (str), ``item`` (str, upper-cased
     StockCode), ``description`` (str, as in the data), ``quantity`` (int64), ``date``
