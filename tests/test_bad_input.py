@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import os
 import socket
 import threading
 import warnings
@@ -196,6 +197,33 @@ def case_corrupted_parquet(box, monkeypatch):
         data.load_clean(verbose=False)
     message = _one_line(info.value)
     assert str(path) in message and "truncated or corrupt" in message and "delete it" in message
+
+
+def case_unreadable_data_file(box, monkeypatch):
+    """Permission denied is not damage: the message says so and does not tell the user to delete the
+    file. Simulated (the tests may run as root, who reads any file): once where the reader hits the
+    error, once where the up-front access check does. ``test_a_data_file_without_read_permission``
+    does it for real when not root."""
+    path = _use_file(box, monkeypatch, "online_retail.parquet", _raw_sample())
+
+    def denied(source, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(pd, "read_parquet", denied)
+    _says_permission_denied(path)
+    monkeypatch.undo()
+    path = _use_file(box, monkeypatch, "retail.csv", _raw_sample())
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != path and real_access(p, mode, **kw))
+    _says_permission_denied(path)
+
+
+def _says_permission_denied(path: Path) -> None:
+    with pytest.raises(data.DataUnavailable) as info:
+        data.load_clean(verbose=False)
+    message = _one_line(info.value)
+    assert str(path) in message and "permission denied" in message and "COLDSTART_DATA_FILE" in message
+    assert "truncated or corrupt" not in message and "delete it, then" not in message
 
 
 def case_missing_column(box, monkeypatch):
@@ -406,6 +434,7 @@ CASES = {
     "corrupted download": Case(case_corrupted_download,
                                "hash mismatch: one retry, then DataUnavailable naming the file"),
     "corrupted parquet": Case(case_corrupted_parquet, "DataUnavailable naming the file: delete it"),
+    "unreadable data file": Case(case_unreadable_data_file, "DataUnavailable: permission denied, naming the file"),
     "missing column": Case(case_missing_column, "SchemaError naming the column"),
     "mistyped column": Case(case_mistyped_column, "SchemaError naming the column and the value"),
     "infinite quantity": Case(case_infinite_quantity, "SchemaError naming the column and the value"),
@@ -439,6 +468,17 @@ def test_bad_input(name, sandbox, monkeypatch):
         CASES[name].run(sandbox, monkeypatch)
     # nothing half-written: no zip, parquet cache, temporary file or partial model anywhere
     assert sandbox.leftovers() == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root reads a file whatever its mode; the 'unreadable data file' case simulates it")
+def test_a_data_file_without_read_permission(sandbox, monkeypatch):
+    path = _use_file(sandbox, monkeypatch, "online_retail.parquet", _raw_sample())
+    path.chmod(0)
+    try:
+        _says_permission_denied(path)
+    finally:
+        path.chmod(0o644)
 
 
 def test_docs_list_every_case():

@@ -29,6 +29,7 @@ into one row per item with its text.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -136,10 +137,25 @@ def _env_file(value: str) -> Path:
     return from_root if from_root.exists() else path
 
 
+def _no_permission(path: Path) -> DataUnavailable:
+    # Not "corrupt, delete it": the file may be fine, only this user may not read it.
+    return DataUnavailable(
+        f"{path} cannot be read: permission denied (the file itself may be fine, do not delete it): make it "
+        f"readable for this user (chmod u+r, or the folder's permissions), or set {ENV_FILE} to a readable copy"
+    )
+
+
 def _read_local(path: Path) -> pd.DataFrame:
-    """Read and validate a local file, whatever its format; unreadable files raise DataUnavailable."""
-    if not path.is_file():
+    """Read and validate a local file, whatever its format; unreadable files raise DataUnavailable
+    (a permission problem is reported as one, a damaged file as damaged)."""
+    try:
+        exists = path.is_file()
+    except PermissionError as exc:   # a folder on the way cannot be searched
+        raise _no_permission(path) from exc
+    if not exists:
         raise DataUnavailable(f"{path} is not an existing file: {_fix_hint()}")
+    if not os.access(path, os.R_OK):
+        raise _no_permission(path)
     name = path.name.lower()
     readers = {".parquet": pd.read_parquet, ".csv": _read_csv, ".csv.gz": _read_csv,
                ".xlsx": _read_xlsx, ".zip": _read_zip}
@@ -150,12 +166,20 @@ def _read_local(path: Path) -> pd.DataFrame:
         df = readers[suffix](path)
     except (DataUnavailable, SchemaError):
         raise
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or exc.errno == errno.EACCES:
+            raise _no_permission(path) from exc
+        raise _damaged(path, suffix, exc) from exc
     except Exception as exc:  # pyarrow, openpyxl, zipfile and csv errors have no common base class
-        raise DataUnavailable(
-            f"{path} cannot be read as {suffix} ({type(exc).__name__}: {_one_line(exc)}); the file is probably "
-            f"truncated or corrupt: delete it, then {_fix_hint()}"
-        ) from exc
+        raise _damaged(path, suffix, exc) from exc
     return validate_raw(df)
+
+
+def _damaged(path: Path, suffix: str, exc: BaseException) -> DataUnavailable:
+    return DataUnavailable(
+        f"{path} cannot be read as {suffix} ({type(exc).__name__}: {_one_line(exc)}); the file is probably "
+        f"truncated or corrupt: delete it, then {_fix_hint()}"
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -233,6 +257,11 @@ def _get_zip(progress: bool, download: bool) -> Path:
             time.sleep(RETRY_WAIT)
         try:
             return _fetch_zip(dest, progress)
+        except PermissionError as exc:   # the data folder, not the network: a retry cannot help
+            raise DataUnavailable(
+                f"cannot write the download into {dest}: permission denied ({_one_line(exc)}); set "
+                f"COLDSTART_DATA_DIR to a folder you can write to, or {ENV_FILE} to a local copy of the table"
+            ) from exc
         except (OSError, ValueError) as exc:
             errors.append(f"{type(exc).__name__}: {_one_line(exc)}")
             local.unlink(missing_ok=True)  # never keep a file that did not pass the check
