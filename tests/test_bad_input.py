@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import http.server
 import os
+import re
 import socket
 import threading
 import warnings
@@ -25,6 +26,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_CUTOFF, make_tiny_clean
 
+from coldstart.config import UnusableFolder
 from coldstart.data import protocol
 from coldstart.data import retail as data
 from coldstart.models import encoders
@@ -224,6 +226,42 @@ def _says_permission_denied(path: Path) -> None:
     message = _one_line(info.value)
     assert str(path) in message and "permission denied" in message and "COLDSTART_DATA_FILE" in message
     assert "truncated or corrupt" not in message and "delete it, then" not in message
+
+
+def case_bad_data_dir(box, monkeypatch):
+    """A COLDSTART_DATA_DIR that is a file, or lies under one, or cannot be written: the error says
+    what is wrong with it, and never hides another error (here: a corrupt data file)."""
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("not a folder")
+    for bad, why in [(a_file, "it is a file, not a folder"), (a_file / "data", f"{a_file} is a file, not a folder")]:
+        monkeypatch.setenv("COLDSTART_DATA_DIR", str(bad))
+        with pytest.raises(data.DataUnavailable) as info:
+            data.load_raw(progress=False)
+        message = _one_line(info.value)
+        assert f"COLDSTART_DATA_DIR={str(bad)!r} cannot be used: {why}" in message, message
+        assert "COLDSTART_DATA_FILE" in message
+        with pytest.raises(UnusableFolder, match=f"COLDSTART_DATA_DIR={re.escape(repr(str(bad)))} cannot be used"):
+            protocol.load_or_make("test", clean=make_tiny_clean(), verbose=False)
+    good = _raw_sample().to_parquet(index=False)
+    path = _use_file(box, monkeypatch, "online_retail.parquet", good[: len(good) // 2])
+    with pytest.raises(data.DataUnavailable) as info:   # the real error, not one about the folder
+        data.load_raw(progress=False)
+    assert str(path) in str(info.value) and "truncated or corrupt" in str(info.value)
+    # a folder this user cannot write to: said at once, not retried as a network failure
+    monkeypatch.delenv("COLDSTART_DATA_FILE")
+    monkeypatch.setenv("COLDSTART_DATA_DIR", str(box.data))
+    calls = []
+
+    def no_write(dest, progress, downloader=None):
+        calls.append(dest)
+        raise PermissionError(13, "Permission denied", str(dest / ".tmp_download"))
+
+    monkeypatch.setattr(data, "_fetch_zip", no_write)
+    with pytest.raises(data.DataUnavailable) as info:
+        data.load_raw(progress=False)
+    message = _one_line(info.value)
+    assert len(calls) == 1 and f"cannot write the download into {box.data}: permission denied" in message
+    assert "COLDSTART_DATA_DIR" in message
 
 
 def case_missing_column(box, monkeypatch):
@@ -435,6 +473,7 @@ CASES = {
                                "hash mismatch: one retry, then DataUnavailable naming the file"),
     "corrupted parquet": Case(case_corrupted_parquet, "DataUnavailable naming the file: delete it"),
     "unreadable data file": Case(case_unreadable_data_file, "DataUnavailable: permission denied, naming the file"),
+    "bad COLDSTART_DATA_DIR": Case(case_bad_data_dir, "DataUnavailable or UnusableFolder saying what is wrong"),
     "missing column": Case(case_missing_column, "SchemaError naming the column"),
     "mistyped column": Case(case_mistyped_column, "SchemaError naming the column and the value"),
     "infinite quantity": Case(case_infinite_quantity, "SchemaError naming the column and the value"),

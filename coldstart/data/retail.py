@@ -44,7 +44,7 @@ import pandas as pd
 
 from .._internal.io import atomic_path
 from .._internal.progress import quiet
-from ..config import data_dir, project_root
+from ..config import UnusableFolder, data_dir, project_root
 from .text import most_frequent_text
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
@@ -82,8 +82,10 @@ class SchemaError(ValueError):
 
 def _fix_hint() -> str:
     """The one-line fix shown whenever the data cannot be obtained."""
+    # data_dir(create=False): this hint goes into other errors' messages and must not raise itself
+    # (a bad COLDSTART_DATA_DIR would hide the error being reported).
     return (
-        f"download {UCI_URL} (by hand if needed) and put it in {data_dir()}, "
+        f"download {UCI_URL} (by hand if needed) and put it in {data_dir(create=False)}, "
         f"or pass path=... to load_raw, or set {ENV_FILE} to a local copy "
         "(.zip, .xlsx, .csv or .parquet)"
     )
@@ -105,7 +107,8 @@ def load_raw(path: Optional[PathLike] = None, *, download: bool = True, progress
     download: allow the download when nothing local is found (``False``: raise instead).
     progress: show a progress bar while downloading.
 
-    Raises :class:`DataUnavailable` when the data cannot be found, read or downloaded, and
+    Raises :class:`DataUnavailable` when the data cannot be found, read or downloaded (also when the
+    data folder cannot be used: the message says what is wrong with ``COLDSTART_DATA_DIR``), and
     :class:`SchemaError` when a file is readable but does not hold the expected columns.
     """
     if path is None and os.environ.get(ENV_FILE):
@@ -113,7 +116,10 @@ def load_raw(path: Optional[PathLike] = None, *, download: bool = True, progress
     if path is not None:
         return _read_local(Path(path).expanduser())  # a local file: never the network
 
-    cache = data_dir() / CACHE_NAME
+    try:
+        cache = data_dir() / CACHE_NAME
+    except UnusableFolder as exc:
+        raise DataUnavailable(f"{exc}; or set {ENV_FILE} to a local copy of the table") from exc
     if cache.exists():
         return _read_local(cache)
     zip_path = _get_zip(progress=progress, download=download)
