@@ -10,9 +10,11 @@ HTTP download, hash check and temporary-file handling run).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
+import io
 import os
 import re
 import socket
@@ -461,6 +463,49 @@ def case_day_first_dates_past_the_12th(box, monkeypatch):
     assert data.load_raw(progress=False)["InvoiceDate"].tolist() == truth.tolist()
 
 
+def _tool_error(main, argv, status: int = 2) -> str:
+    """Run a tool's ``main(argv)``, expect it to exit with ``status``; return its one-line error."""
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        main(argv)
+    assert info.value.code == status, err.getvalue()
+    lines = err.getvalue().splitlines()
+    assert lines and lines[-1].count("error:") == 1 and "Traceback" not in err.getvalue(), err.getvalue()
+    return lines[-1]
+
+
+def _no_measuring(monkeypatch):
+    """``coldstart.tools.speed`` with every measurement failing the test: checks must come first."""
+    from coldstart.tools import speed
+
+    def measured(*args, **kwargs):
+        raise AssertionError("the benchmark measured before checking its arguments")
+
+    for name in ("benchmark_training", "benchmark_serving", "benchmark_batching", "benchmark_step_breakdown",
+                 "machine", "matmul_peak"):
+        monkeypatch.setattr(speed, name, measured)
+    return speed
+
+
+def case_benchmark_arguments_it_cannot_use(box, monkeypatch):
+    """Checked before minutes of measuring, not after: counts below 1, and an ``--out`` that is a
+    folder, lies under a file, or holds something other than a JSON object of results."""
+    speed = _no_measuring(monkeypatch)
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("my notes")
+    for argv, says in [
+        (["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+        (["--repeats", "-3"], "--repeats: must be at least 1, got -3"),
+        (["--pairs", "many"], "--pairs: expected a whole number, got 'many'"),
+        (["--users", "0", "--only", "serving"], "--users: must be at least 1"),
+        (["--out", str(box.inputs)], f"--out {box.inputs} is a folder"),
+        (["--out", str(a_file / "bench.json")], f"no file can be written in {a_file}"),
+        (["--out", str(a_file)], f"--out {a_file} exists but cannot be read as JSON"),
+    ]:
+        assert says in _tool_error(speed.main, ["--profile", "smoke", *argv]), argv
+    assert a_file.read_text() == "my notes"
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     run: Callable
@@ -490,6 +535,8 @@ CASES = {
     "model path that does not exist": Case(case_model_path_that_does_not_exist, "ModelUnavailable naming the path"),
     "offline, data not cached": Case(case_offline_data_not_cached, "DataUnavailable: how to get the file by hand"),
     "offline, model not cached": Case(case_offline_model_not_cached, "ModelUnavailable: run make fetch"),
+    "benchmark arguments it cannot use": Case(case_benchmark_arguments_it_cannot_use,
+                                              "one line, before measuring"),
     "model download interrupted": Case(case_model_download_interrupted, "the error; no half model in models/"),
     "ambiguous day-first dates": Case(case_ambiguous_day_first_dates,
                                       "SchemaError: set COLDSTART_DATE_FORMAT (or use ISO dates)"),
