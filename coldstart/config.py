@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -398,6 +399,23 @@ def ensure_folder(path, variable: str) -> Path:
         where = f"{variable}={chosen!r}" if chosen else f"the default folder {path} ({variable} is unset)"
         raise UnusableFolder(f"{where} cannot be used: {_why_unusable(path, exc)}; set {variable} to a folder "
                              "you can write to (it is created if missing)") from exc
+    return path
+
+
+def writable_folder(path, variable: str) -> Path:
+    """:func:`ensure_folder`, then check that a file can be created there (by creating and removing
+    one: permission bits mislead for root and on read-only mounts). Raises :class:`UnusableFolder`
+    naming ``variable``, before any long work whose result would have nowhere to go."""
+    path = ensure_folder(path, variable)
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        chosen = os.environ.get(variable)
+        where = f"{variable}={chosen!r}" if chosen else f"the default folder {path} ({variable} is unset)"
+        raise UnusableFolder(f"{where} cannot be used: no file can be written there ({exc.strerror or exc}); "
+                             f"set {variable} to a folder you can write to") from exc
     return path
 
 

@@ -18,6 +18,7 @@ import io
 import os
 import re
 import socket
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -487,6 +488,20 @@ def _no_measuring(monkeypatch):
     return speed
 
 
+def case_bad_profile_name_in_a_tool(box, monkeypatch):
+    """``make fetch PROFILE=fast`` or ``make benchmark PROFILE=fast`` (or ``COLDSTART_PROFILE=fast``):
+    one line naming the profiles, nothing fetched or measured."""
+    from coldstart.tools import fetch
+
+    speed = _no_measuring(monkeypatch)
+    monkeypatch.setattr(fetch, "fetch_data", lambda *a, **k: pytest.fail("fetched with a bad profile"))
+    for main in (fetch.main, speed.main):
+        assert "Unknown profile 'fast'" in _tool_error(main, ["--profile", "fast"])
+        monkeypatch.setenv("COLDSTART_PROFILE", "fast")
+        assert "one of smoke, cpu, gpu" in _tool_error(main, [])
+        monkeypatch.delenv("COLDSTART_PROFILE")
+
+
 def case_benchmark_arguments_it_cannot_use(box, monkeypatch):
     """Checked before minutes of measuring, not after: counts below 1, and an ``--out`` that is a
     folder, lies under a file, or holds something other than a JSON object of results."""
@@ -503,6 +518,33 @@ def case_benchmark_arguments_it_cannot_use(box, monkeypatch):
         (["--out", str(a_file)], f"--out {a_file} exists but cannot be read as JSON"),
     ]:
         assert says in _tool_error(speed.main, ["--profile", "smoke", *argv]), argv
+    assert a_file.read_text() == "my notes"
+
+
+def case_unwritable_output_folder(box, monkeypatch):
+    """``make fetch`` with a models folder it cannot write: one line naming COLDSTART_MODELS_DIR, said
+    before the data download (minutes) rather than after; a folder whose permissions refuse the
+    write is simulated (the tests may run as root)."""
+    from coldstart import config
+    from coldstart.tools import fetch
+
+    monkeypatch.setattr(fetch, "fetch_data", lambda *a, **k: pytest.fail("downloaded before checking the folder"))
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("my notes")
+    monkeypatch.setenv("COLDSTART_MODELS_DIR", str(a_file))
+    error = _tool_error(fetch.main, ["--profile", "smoke", "--models", "someone/some-model"], status=1)
+    assert f"COLDSTART_MODELS_DIR={str(a_file)!r} cannot be used: it is a file, not a folder" in error
+    monkeypatch.setenv("COLDSTART_MODELS_DIR", str(box.models))
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == box.models:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(config.tempfile, "mkstemp", read_only)
+    error = _tool_error(fetch.main, ["--profile", "smoke", "--models", "someone/some-model"], status=1)
+    assert "COLDSTART_MODELS_DIR" in error and "no file can be written there (Permission denied)" in error
     assert a_file.read_text() == "my notes"
 
 
@@ -535,8 +577,10 @@ CASES = {
     "model path that does not exist": Case(case_model_path_that_does_not_exist, "ModelUnavailable naming the path"),
     "offline, data not cached": Case(case_offline_data_not_cached, "DataUnavailable: how to get the file by hand"),
     "offline, model not cached": Case(case_offline_model_not_cached, "ModelUnavailable: run make fetch"),
+    "bad profile name in a tool": Case(case_bad_profile_name_in_a_tool, "one line naming the profiles"),
     "benchmark arguments it cannot use": Case(case_benchmark_arguments_it_cannot_use,
                                               "one line, before measuring"),
+    "unwritable output folder": Case(case_unwritable_output_folder, "one line naming the folder, before downloading"),
     "model download interrupted": Case(case_model_download_interrupted, "the error; no half model in models/"),
     "ambiguous day-first dates": Case(case_ambiguous_day_first_dates,
                                       "SchemaError: set COLDSTART_DATE_FORMAT (or use ISO dates)"),
