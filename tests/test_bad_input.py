@@ -548,6 +548,18 @@ def case_unwritable_output_folder(box, monkeypatch):
     assert a_file.read_text() == "my notes"
 
 
+def case_report_help(box, monkeypatch):
+    """``python -m coldstart.tools.report --help`` describes the tool instead of printing the table;
+    an unknown option is an error instead of being ignored."""
+    from coldstart.tools import report
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(out):
+        report.main(["--help"])
+    assert info.value.code == 0 and out.getvalue().startswith("usage:") and report.BEGIN not in out.getvalue()
+    assert "unrecognized arguments: --profle" in _tool_error(report.main, ["--profle", "gpu"])
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     run: Callable
@@ -581,6 +593,7 @@ CASES = {
     "benchmark arguments it cannot use": Case(case_benchmark_arguments_it_cannot_use,
                                               "one line, before measuring"),
     "unwritable output folder": Case(case_unwritable_output_folder, "one line naming the folder, before downloading"),
+    "report --help": Case(case_report_help, "usage; an unknown option is an error"),
     "model download interrupted": Case(case_model_download_interrupted, "the error; no half model in models/"),
     "ambiguous day-first dates": Case(case_ambiguous_day_first_dates,
                                       "SchemaError: set COLDSTART_DATE_FORMAT (or use ISO dates)"),

@@ -6,6 +6,7 @@ README's table is exactly what it renders, so the README can never drift from th
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import pandas as pd
@@ -38,7 +39,12 @@ def markdown_table(board: pd.DataFrame, profile: str = "cpu", protocol: str = "c
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """The command line: ``--help`` describes it; any other argument is an error (it used to be
+    ignored, so a mistyped option printed the table as if it had been understood)."""
+    parser = argparse.ArgumentParser(description="Print the README's results table from results/leaderboard.csv "
+                                                 "(the committed reference run), between the README's markers.")
+    parser.parse_args(argv)
     path = project_root() / "results" / "leaderboard.csv"
     print(BEGIN)
     print(markdown_table(pd.read_csv(path)))
