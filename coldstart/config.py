@@ -377,10 +377,11 @@ class UnusableFolder(OSError):
 
 def _why_unusable(path: Path, exc: OSError) -> str:
     """What is wrong with ``path`` when creating it raised ``exc``, in words."""
-    if path.exists() and not path.is_dir():
+    # os.path's tests answer False where a folder on the way cannot be searched; Path's raise
+    if os.path.exists(path) and not os.path.isdir(path):
         return "it is a file, not a folder"
-    parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
+    parent = next((p for p in path.parents if os.path.exists(p)), None)
+    if parent is not None and not os.path.isdir(parent):
         return f"{parent} is a file, not a folder"
     if isinstance(exc, PermissionError):
         return f"permission denied creating it in {parent}" if parent is not None else "permission denied"
