@@ -7,6 +7,7 @@ exactly what it renders, so neither can drift from the results.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import pandas as pd
@@ -50,9 +51,10 @@ def markdown_table(board: pd.DataFrame, profile: str = "cpu", protocol: str = "c
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Print the results table of results/leaderboard.csv as markdown.")
+    """The command line: ``--help`` describes it, ``--all`` prints every method; any other argument is
+    an error (a mistyped option must not print a table as if it had been understood)."""
+    parser = argparse.ArgumentParser(description="Print a results table from results/leaderboard.csv (the committed "
+                                                 "reference run), for the README or docs/results.md.")
     parser.add_argument("--all", action="store_true", help="every method (docs/results.md), not the README's headline")
     args = parser.parse_args(argv)
     board = pd.read_csv(project_root() / "results" / "leaderboard.csv", dtype={"method": str, "kind": str})
