@@ -22,7 +22,7 @@ BEGIN_ALL = "<!-- results:begin (python -m coldstart.tools.report --all) -->"
 # the course is about; the other chapters' rows are in docs/results.md
 HEADLINE = ("popularity", "country-popularity", "item-knn", "tfidf", "zero-shot-lm", "id-part", "id-part+tfidf",
             "id-part+zero-shot-lm", "id-part+tfidf+new-slots", "two-tower-text", "two-tower+id",
-            "two-tower+id+new-slots", "retrieve+rerank")
+            "two-tower+id+new-slots")
 
 
 def markdown_table(board: pd.DataFrame, profile: str = "cpu", protocol: str = "coldstart",
