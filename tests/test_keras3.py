@@ -6,17 +6,19 @@ tests that need keras-hub are skipped, with the reason, where it is not installe
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import models_folder
 
 from coldstart import training
-from coldstart._internal.versions import keras3_problems
+from coldstart._internal.versions import KERAS3_LIBRARIES, PIN_KERAS_HUB, keras3_problems
 from coldstart.models import keras3 as K3
 from coldstart.models.encoders import ModelUnavailable
 from coldstart.training import pairs, pipeline
 
+REPO = Path(__file__).resolve().parents[1]
 MINILM = models_folder() / "all-MiniLM-L6-v2"
 hub_installed = pytest.mark.skipif(
     importlib.util.find_spec("keras_hub") is None,
@@ -43,6 +45,20 @@ def test_keras3_problems_name_the_fix():
     assert "tensorflow-text is missing" in keras3_problems({**GOOD, "tensorflow-text": None})[0]
     assert "keras 3.10.0 is too old" in keras3_problems({**GOOD, "keras": "3.10.0"})[0]
     assert "0.31.0 is not the version" in keras3_problems({**GOOD, "keras-hub": "0.31.0"})[0]
+
+
+def test_keras3_pins_agree_across_extra_lock_and_guard():
+    """The extra's range is the guard's, and the lock's exact versions pass the guard."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert PIN_KERAS_HUB in extras["keras3"]
+    assert not any("keras-hub" in dep for dep in tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "dependencies"])                                                  # the main course does not need it
+    lock = dict(line.split("==", 1) for line in (REPO / "requirements-lock.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    lock = {name.lower().replace("_", "-"): version for name, version in lock.items()}
+    assert keras3_problems({name: lock.get(name) for name in KERAS3_LIBRARIES}) == []
 
 
 def test_without_keras_hub_the_loader_says_how_to_install_it(monkeypatch):
