@@ -150,6 +150,26 @@ def test_embeddings_equal_transformers_mean_pooling(both):
     assert np.abs(ours[0] - ours[1]).max() > 0.05     # different texts, different vectors: the check can fail
 
 
+@needs_hub
+def test_the_harness_scores_it_as_it_scores_the_transformers_model(both):
+    from coldstart.data.protocol import Cases
+    from coldstart.models import EncodedContextSimilarity, TextSimilarity, encode
+
+    tokenizer, backbone, hf_tokenizer, tf_model = both
+    catalog = [t for t in TEXTS if t]
+    cases = Cases(context=[np.array([0, 1]), np.array([3]), np.array([], dtype=np.int64)],
+                  country=np.array(["United Kingdom"] * 3, dtype=object),
+                  date=np.array(["2011-09-02"] * 3, dtype="datetime64[ns]"))
+    ours = K3.catalog_scorer(tokenizer, backbone, catalog, softness=0.1).score(cases)
+    theirs = TextSimilarity(encode(catalog, hf_tokenizer, tf_model, progress=False), softness=0.1).score(cases)
+    assert ours.shape == (3, len(catalog)) and np.isneginf(ours[2]).all() and np.isneginf(theirs[2]).all()
+    assert np.abs(ours[:2] - theirs[:2]).max() < 2e-3
+    ours = K3.KerasContextSimilarity.of_catalog(tokenizer, backbone, catalog, progress=False).score(cases)
+    theirs = EncodedContextSimilarity.of_catalog(hf_tokenizer, tf_model, catalog, progress=False).score(cases)
+    assert np.isneginf(ours[2]).all() and np.abs(ours[:2] - theirs[:2]).max() < 2e-3
+    assert np.abs(ours[0] - ours[1]).max() > 0.05
+
+
 def _item_pairs(tokenizer):
     """One batch of item-to-item pairs whose loss needs both masks: item 4 is the positive of two pairs,
     and pair 0's anchor (item 0) is pair 4's positive."""

@@ -39,7 +39,9 @@ import numpy as np
 from .._internal.progress import progress_bar
 from .._internal.tf import import_tensorflow
 from .._internal.versions import KERAS3_LIBRARIES, EnvironmentMismatch, installed_versions, keras3_problems
+from .baselines import TextSimilarity
 from .encoders import ModelUnavailable, length_batches, pad_batch, resolve_model
+from .retrieval import EncodedContextSimilarity
 
 tf = import_tensorflow()   # quietly, before Keras 3 imports it (the TensorFlow backend)
 
@@ -175,6 +177,33 @@ def encode(texts: Sequence[str], tokenizer: HubTokenizer, backbone, max_len: int
         batch, _ = pad_batch(ids, idx)
         out[idx] = np.asarray(forward(tf.constant(batch)))
     return out
+
+
+def catalog_scorer(tokenizer: HubTokenizer, backbone, texts, max_len: int = 32, batch_size: int = 128,
+                   softness: Optional[float] = None, name: str = "keras3-text") -> TextSimilarity:
+    """The course's text scorer over a KerasHub backbone's catalog vectors: a user is their clicks'
+    item vectors, combined by their mean or a soft maximum (``softness``), as notebook 03 scores the
+    taught tower. Any recommender of the course (``Retriever``, ``fair_text_retriever``) takes it."""
+    vectors = encode(texts, tokenizer, backbone, max_len=max_len, batch_size=batch_size, progress=False,
+                     desc="encoding the catalog")
+    return TextSimilarity(vectors, name=name, softness=softness)
+
+
+class KerasContextSimilarity(EncodedContextSimilarity):
+    """:class:`~coldstart.models.retrieval.EncodedContextSimilarity` for a KerasHub backbone: the
+    context written as one text and encoded by the backbone (notebook 03's first tower, contexts ->
+    items), cosine with every item's vector."""
+
+    def encode_texts(self, texts) -> np.ndarray:
+        return encode(texts, self.tokenizer, self.encoder, max_len=self.context_len, batch_size=self.batch_size,
+                      desc=self.desc)
+
+    @classmethod
+    def of_catalog(cls, tokenizer, encoder, texts, max_len: int = 32, batch_size: int = 128,
+                   progress: Optional[bool] = None, **options):
+        vectors = encode(texts, tokenizer, encoder, max_len=max_len, batch_size=batch_size, progress=progress,
+                         desc="encoding the catalog")
+        return cls(tokenizer, encoder, texts, vectors, batch_size=batch_size, **options)
 
 
 def freeze_embeddings(backbone) -> None:
