@@ -72,7 +72,7 @@ def warmup_schedule(peak: float, steps: int, keras=None):
         raise ValueError(f"warmup_schedule needs peak > 0 and steps >= 1, got peak={peak!r}, steps={steps!r}")
     tf = import_tensorflow()
     keras = keras or tf.keras
-    minimum, cast = (tf.minimum, tf.cast) if keras is tf.keras else (keras.ops.minimum, keras.ops.cast)
+    ops = getattr(keras, "ops", tf)    # Keras 3 has keras.ops (any backend); tf-keras computes with tf
 
     class Warmup(keras.optimizers.schedules.LearningRateSchedule):
         # linear warm-up from 0 to `peak` over `steps` optimizer steps, then constant
@@ -80,7 +80,7 @@ def warmup_schedule(peak: float, steps: int, keras=None):
             self.peak, self.steps = float(peak), int(steps)
 
         def __call__(self, step):
-            return self.peak * minimum(1.0, cast(step + 1, "float32") / self.steps)
+            return self.peak * ops.minimum(1.0, ops.cast(step + 1, "float32") / self.steps)
 
         def get_config(self):
             return {"peak": self.peak, "steps": self.steps}
