@@ -250,3 +250,30 @@ def test_enable_lora_trains_the_counted_weights():
     assert K3.trainable_count(backbone) == expected
     names = {w.path.split("/")[-1] for w in backbone.trainable_weights}
     assert names == {"lora_kernel_a", "lora_kernel_b", "bias"}
+
+
+def _tiny_backbone():
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    return keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+                                         intermediate_dim=16, max_sequence_length=16)
+
+
+@hub_installed
+def test_a_lora_file_brings_back_what_trained_only_with_the_biases_frozen(tmp_path):
+    """KerasHub's enable_lora trains the projections' biases, its LoRA file does not hold them;
+    K3.enable_lora freezes them, and the round trip is exact."""
+    for ours, lost in ((False, True), (True, False)):
+        trained, reloaded = _tiny_backbone(), _tiny_backbone()
+        for model in (trained, reloaded):
+            K3.enable_lora(model, 2) if ours else model.enable_lora(2)
+        assert K3.trainable_count(trained) == K3.lora_weight_count(trained, 2, bias=not ours)
+        for w in trained.trainable_weights:                     # what training does: every trainable weight moves
+            w.assign(w.numpy() + 0.1)
+        path = str(tmp_path / f"{ours}.lora.h5")
+        trained.save_lora_weights(path)
+        reloaded.load_lora_weights(path)
+        differ = [a.path for a, b in zip(trained.weights, reloaded.weights) if not np.array_equal(a.numpy(), b.numpy())]
+        assert bool(differ) == lost and all(p.endswith("/bias") for p in differ)

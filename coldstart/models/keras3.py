@@ -213,18 +213,33 @@ def freeze_embeddings(backbone) -> None:
         backbone.get_layer(name).trainable = False
 
 
-def lora_weight_count(backbone, rank: int, targets: Sequence[str] = ("query", "value")) -> int:
+def lora_weight_count(backbone, rank: int, targets: Sequence[str] = ("query", "value"), bias: bool = True) -> int:
     """The weights ``backbone.enable_lora(rank)`` leaves trainable, from the layers' shapes: per
     projection named in ``targets``, ``A`` of shape ``kernel.shape[:-1] + (rank,)``, ``B`` of shape
-    ``(rank, kernel.shape[-1])`` (Keras 3's ``EinsumDense.enable_lora``) and the bias, which stays
-    trainable. A BERT projection's kernel is (hidden, heads, head size), so ``A`` is per head."""
+    ``(rank, kernel.shape[-1])`` (Keras 3's ``EinsumDense.enable_lora``) and, with ``bias``, the bias,
+    which KerasHub leaves trainable. A BERT projection's kernel is (hidden, heads, head size), so
+    ``A`` is per head."""
     total = 0
     for layer in backbone._flatten_layers(include_self=False):
         if layer.name in targets and hasattr(layer, "enable_lora") and layer.weights:
             shape = tuple(layer.kernel.shape)
             total += int(np.prod(shape[:-1])) * rank + rank * shape[-1]
-            total += int(np.prod(layer.bias.shape)) if getattr(layer, "bias", None) is not None else 0
+            if bias and getattr(layer, "bias", None) is not None:
+                total += int(np.prod(layer.bias.shape))
     return total
+
+
+def enable_lora(backbone, rank: int, train_bias: bool = False) -> None:
+    """``backbone.enable_lora(rank)``, with the LoRA projections' biases frozen unless ``train_bias``.
+
+    KerasHub's ``enable_lora`` leaves those biases trainable, but its ``save_lora_weights`` writes
+    only the low-rank factors: a model trained that way and reloaded from its LoRA file has lost what
+    the biases learned (a test shows it). Frozen, the file holds everything that trained."""
+    backbone.enable_lora(rank)
+    if not train_bias:
+        for layer in backbone._flatten_layers(include_self=False):
+            if getattr(layer, "lora_enabled", False) and getattr(layer, "bias", None) is not None:
+                layer.bias.trainable = False
 
 
 def trainable_count(model) -> int:
