@@ -14,7 +14,8 @@ id) into a Keras 3 ``BertBackbone``; this module puts the course's pieces on it:
   model: the same in-batch softmax with the same masking of repeated items, in ``compute_loss``
   (Keras 3's own ``train_step`` calls it, so the model runs on any backend);
 * :func:`freeze_embeddings` -- what ``body.bert.embeddings.trainable = False`` does in notebook 03;
-* :func:`lora_weight_count` -- the weights ``backbone.enable_lora(rank)`` trains, from the shapes.
+* :func:`enable_lora` -- KerasHub's ``enable_lora`` with the projections' biases frozen, so its LoRA
+  file holds everything that trained; :func:`lora_weight_count` counts from the shapes.
 
 The evaluation harness sees a model only through its catalog vectors: ``encode(...)`` gives them, and
 :class:`~coldstart.models.baselines.TextSimilarity` or the course's ``fair_text_retriever`` score with
