@@ -73,6 +73,18 @@ def test_a_missing_model_folder_is_model_unavailable(tmp_path):
         K3.load_backbone(str(tmp_path / "no-such-model"))
 
 
+@pytest.mark.parametrize("config, strips", [({"do_lower_case": True, "strip_accents": None}, True),
+                                            ({"do_lower_case": True}, True),
+                                            ({"do_lower_case": True, "strip_accents": False}, False),
+                                            ({"do_lower_case": False}, False),
+                                            ({"do_lower_case": False, "strip_accents": True}, True)])
+def test_accents_are_stripped_as_the_checkpoints_tokenizer_says(tmp_path, config, strips):
+    import json
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert K3.strips_accents(str(tmp_path)) is strips
+
+
 # --- the training helpers, for Keras 3's fit and optimizers ------------------------------------------------
 def test_warmup_schedule_for_keras3_matches_the_tf_keras_one():
     import keras
