@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -369,23 +370,75 @@ def shown(path) -> str:
         return str(path)
 
 
-def data_dir() -> Path:
-    """Where downloads and caches go: ``$COLDSTART_DATA_DIR`` or ``<root>/data`` (created)."""
-    path = Path(os.environ.get("COLDSTART_DATA_DIR") or project_root() / "data").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+class UnusableFolder(OSError):
+    """A folder the course writes to cannot be made or is not a folder; the message names it, the
+    environment variable that chose it, what is wrong, and the fix."""
+
+
+def _why_unusable(path: Path, exc: OSError) -> str:
+    """What is wrong with ``path`` when creating it raised ``exc``, in words."""
+    # os.path's tests answer False where a folder on the way cannot be searched; Path's raise
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "it is a file, not a folder"
+    parent = next((p for p in path.parents if os.path.exists(p)), None)
+    if parent is not None and not os.path.isdir(parent):
+        return f"{parent} is a file, not a folder"
+    if isinstance(exc, PermissionError):
+        return f"permission denied creating it in {parent}" if parent is not None else "permission denied"
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+def ensure_folder(path, variable: str) -> Path:
+    """Create ``path`` (and its parents) if missing and return it; ``variable`` is the environment
+    variable that can choose another folder. Raises :class:`UnusableFolder` saying what is wrong --
+    a file in the way, no permission -- instead of the bare ``FileExistsError`` of ``mkdir``."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        chosen = os.environ.get(variable)
+        where = f"{variable}={chosen!r}" if chosen else f"the default folder {path} ({variable} is unset)"
+        raise UnusableFolder(f"{where} cannot be used: {_why_unusable(path, exc)}; set {variable} to a folder "
+                             "you can write to (it is created if missing)") from exc
     return path
 
 
+def writable_folder(path, variable: str) -> Path:
+    """:func:`ensure_folder`, then check that a file can be created there (by creating and removing
+    one: permission bits mislead for root and on read-only mounts). Raises :class:`UnusableFolder`
+    naming ``variable``, before any long work whose result would have nowhere to go."""
+    path = ensure_folder(path, variable)
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        chosen = os.environ.get(variable)
+        where = f"{variable}={chosen!r}" if chosen else f"the default folder {path} ({variable} is unset)"
+        raise UnusableFolder(f"{where} cannot be used: no file can be written there ({exc.strerror or exc}); "
+                             f"set {variable} to a folder you can write to") from exc
+    return path
+
+
+def data_dir(create: bool = True) -> Path:
+    """Where downloads and caches go: ``$COLDSTART_DATA_DIR`` or ``<root>/data``.
+
+    Created when ``create`` (:class:`UnusableFolder` if it cannot be); ``create=False`` only names it,
+    for messages that must not fail themselves."""
+    path = Path(os.environ.get("COLDSTART_DATA_DIR") or project_root() / "data").expanduser()
+    return ensure_folder(path, "COLDSTART_DATA_DIR") if create else path
+
+
 def runs_dir(profile: Optional[str] = None) -> Path:
-    """Where a run writes results: ``$COLDSTART_RUNS`` or ``<root>/runs/<profile>`` (created)."""
+    """Where a run writes results: ``$COLDSTART_RUNS`` or ``<root>/runs/<profile>`` (created;
+    :class:`UnusableFolder` if it cannot be)."""
     env = os.environ.get("COLDSTART_RUNS")
     if env:
         path = Path(env).expanduser()
     else:
         name = profile if isinstance(profile, str) else (profile.name if profile else get_profile().name)
         path = project_root() / "runs" / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_folder(path, "COLDSTART_RUNS")
 
 
 def set_seed(seed: int = 42, deterministic: bool = True) -> None:

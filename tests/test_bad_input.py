@@ -10,10 +10,15 @@ HTTP download, hash check and temporary-file handling run).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
+import io
+import os
+import re
 import socket
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -24,6 +29,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_CUTOFF, make_tiny_clean
 
+from coldstart.config import UnusableFolder
 from coldstart.data import protocol
 from coldstart.data import retail as data
 from coldstart.models import encoders
@@ -198,6 +204,69 @@ def case_corrupted_parquet(box, monkeypatch):
     assert str(path) in message and "truncated or corrupt" in message and "delete it" in message
 
 
+def case_unreadable_data_file(box, monkeypatch):
+    """Permission denied is not damage: the message says so and does not tell the user to delete the
+    file. Simulated (the tests may run as root, who reads any file): once where the reader hits the
+    error, once where the up-front access check does. ``test_a_data_file_without_read_permission``
+    does it for real when not root."""
+    path = _use_file(box, monkeypatch, "online_retail.parquet", _raw_sample())
+
+    def denied(source, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(pd, "read_parquet", denied)
+    _says_permission_denied(path)
+    monkeypatch.undo()
+    path = _use_file(box, monkeypatch, "retail.csv", _raw_sample())
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != path and real_access(p, mode, **kw))
+    _says_permission_denied(path)
+
+
+def _says_permission_denied(path: Path) -> None:
+    with pytest.raises(data.DataUnavailable) as info:
+        data.load_clean(verbose=False)
+    message = _one_line(info.value)
+    assert str(path) in message and "permission denied" in message and "COLDSTART_DATA_FILE" in message
+    assert "truncated or corrupt" not in message and "delete it, then" not in message
+
+
+def case_bad_data_dir(box, monkeypatch):
+    """A COLDSTART_DATA_DIR that is a file, or lies under one, or cannot be written: the error says
+    what is wrong with it, and never hides another error (here: a corrupt data file)."""
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("not a folder")
+    for bad, why in [(a_file, "it is a file, not a folder"), (a_file / "data", f"{a_file} is a file, not a folder")]:
+        monkeypatch.setenv("COLDSTART_DATA_DIR", str(bad))
+        with pytest.raises(data.DataUnavailable) as info:
+            data.load_raw(progress=False)
+        message = _one_line(info.value)
+        assert f"COLDSTART_DATA_DIR={str(bad)!r} cannot be used: {why}" in message, message
+        assert "COLDSTART_DATA_FILE" in message
+        with pytest.raises(UnusableFolder, match=f"COLDSTART_DATA_DIR={re.escape(repr(str(bad)))} cannot be used"):
+            protocol.load_or_make("test", clean=make_tiny_clean(), verbose=False)
+    good = _raw_sample().to_parquet(index=False)
+    path = _use_file(box, monkeypatch, "online_retail.parquet", good[: len(good) // 2])
+    with pytest.raises(data.DataUnavailable) as info:   # the real error, not one about the folder
+        data.load_raw(progress=False)
+    assert str(path) in str(info.value) and "truncated or corrupt" in str(info.value)
+    # a folder this user cannot write to: said at once, not retried as a network failure
+    monkeypatch.delenv("COLDSTART_DATA_FILE")
+    monkeypatch.setenv("COLDSTART_DATA_DIR", str(box.data))
+    calls = []
+
+    def no_write(dest, progress, downloader=None):
+        calls.append(dest)
+        raise PermissionError(13, "Permission denied", str(dest / ".tmp_download"))
+
+    monkeypatch.setattr(data, "_fetch_zip", no_write)
+    with pytest.raises(data.DataUnavailable) as info:
+        data.load_raw(progress=False)
+    message = _one_line(info.value)
+    assert len(calls) == 1 and f"cannot write the download into {box.data}: permission denied" in message
+    assert "COLDSTART_DATA_DIR" in message
+
+
 def case_missing_column(box, monkeypatch):
     _use_file(box, monkeypatch, "retail.csv", _raw_sample().drop(columns="UnitPrice"))
     with pytest.raises(data.SchemaError, match=r"missing column\(s\) \['UnitPrice'\]") as info:
@@ -212,6 +281,33 @@ def case_mistyped_column(box, monkeypatch):
     with pytest.raises(data.SchemaError, match="Quantity") as info:
         data.load_clean(verbose=False)
     assert "a dozen" in _one_line(info.value)
+
+
+def case_infinite_quantity(box, monkeypatch):
+    """A quantity (or customer number) must be a whole number; ``inf`` is none, so the table is refused
+    like a mistyped one, however it got there (a float column or the text "inf" in a CSV)."""
+    for col in ("Quantity", "CustomerID"):
+        raw = _raw_sample().astype({col: "float64"})
+        raw.loc[4, col] = np.inf
+        _use_file(box, monkeypatch, "retail.parquet", raw)
+        with pytest.raises(data.SchemaError, match=col) as info:
+            data.load_clean(verbose=False)
+        assert "inf" in _one_line(info.value)
+    raw = _raw_sample().astype({"Quantity": object})
+    raw.loc[4, "Quantity"] = "inf"
+    _use_file(box, monkeypatch, "retail.csv", raw)
+    with pytest.raises(data.SchemaError, match="'Quantity' should hold whole numbers but holds 1 infinite value"):
+        data.load_clean(verbose=False)
+
+
+def case_infinite_price(box, monkeypatch):
+    """Dropped by the cleaning step that drops prices <= 0 and missing ones, and counted there."""
+    raw = _raw_sample()
+    raw.loc[[4, 5], "UnitPrice"] = [np.inf, -np.inf]
+    _use_file(box, monkeypatch, "retail.parquet", raw)
+    clean, report = data.load_clean(verbose=False)
+    assert np.isfinite(clean["price"]).all() and len(clean) == len(raw) - 2
+    assert report.set_index("step").loc["price <= 0", "rows_removed"] == 2
 
 
 def case_empty_table(box, monkeypatch):
@@ -256,6 +352,21 @@ def case_k_larger_than_any_basket(box, monkeypatch):
     message = _one_line(info.value)
     assert "k=50 is larger than any new user's first basket" in message
     assert "the largest has 5 distinct items" in message and "k <= 5" in message
+
+
+def case_context_size_outside_the_usable_range(box, monkeypatch):
+    """A size that is not a whole number, a repeated one, or one past every basket of its segment's
+    users would drop a segment or fill it twice; each is refused with the usable range."""
+    for kwargs, start, then in [
+        (dict(ks=(1.5, 3)), "Context sizes must be whole numbers", "the usable range is 1 to 5"),
+        (dict(ks=(1, 3, 3)), "Context sizes must differ", "ks=(1, 3, 3)"),
+        (dict(warm_k=5), "warm_k=5 is larger", "the usable range is 1 to 4"),
+        (dict(cold_k=6), "cold_k=6 is larger", "the usable range is 1 to 5"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, **kwargs)
+        message = _one_line(info.value)
+        assert message.startswith(start) and then in message, message
 
 
 def case_context_of_unknown_item_ids(box, monkeypatch):
@@ -353,6 +464,102 @@ def case_day_first_dates_past_the_12th(box, monkeypatch):
     assert data.load_raw(progress=False)["InvoiceDate"].tolist() == truth.tolist()
 
 
+def _tool_error(main, argv, status: int = 2) -> str:
+    """Run a tool's ``main(argv)``, expect it to exit with ``status``; return its one-line error."""
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        main(argv)
+    assert info.value.code == status, err.getvalue()
+    lines = err.getvalue().splitlines()
+    assert lines and lines[-1].count("error:") == 1 and "Traceback" not in err.getvalue(), err.getvalue()
+    return lines[-1]
+
+
+def _no_measuring(monkeypatch):
+    """``coldstart.tools.speed`` with every measurement failing the test: checks must come first."""
+    from coldstart.tools import speed
+
+    def measured(*args, **kwargs):
+        raise AssertionError("the benchmark measured before checking its arguments")
+
+    for name in ("benchmark_training", "benchmark_serving", "benchmark_batching", "benchmark_step_breakdown",
+                 "machine", "matmul_peak"):
+        monkeypatch.setattr(speed, name, measured)
+    return speed
+
+
+def case_bad_profile_name_in_a_tool(box, monkeypatch):
+    """``make fetch PROFILE=fast`` or ``make benchmark PROFILE=fast`` (or ``COLDSTART_PROFILE=fast``):
+    one line naming the profiles, nothing fetched or measured."""
+    from coldstart.tools import fetch
+
+    speed = _no_measuring(monkeypatch)
+    monkeypatch.setattr(fetch, "fetch_data", lambda *a, **k: pytest.fail("fetched with a bad profile"))
+    for main in (fetch.main, speed.main):
+        assert "Unknown profile 'fast'" in _tool_error(main, ["--profile", "fast"])
+        monkeypatch.setenv("COLDSTART_PROFILE", "fast")
+        assert "one of smoke, cpu, gpu" in _tool_error(main, [])
+        monkeypatch.delenv("COLDSTART_PROFILE")
+
+
+def case_benchmark_arguments_it_cannot_use(box, monkeypatch):
+    """Checked before minutes of measuring, not after: counts below 1, and an ``--out`` that is a
+    folder, lies under a file, or holds something other than a JSON object of results."""
+    speed = _no_measuring(monkeypatch)
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("my notes")
+    for argv, says in [
+        (["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+        (["--repeats", "-3"], "--repeats: must be at least 1, got -3"),
+        (["--pairs", "many"], "--pairs: expected a whole number, got 'many'"),
+        (["--users", "0", "--only", "serving"], "--users: must be at least 1"),
+        (["--out", str(box.inputs)], f"--out {box.inputs} is a folder"),
+        (["--out", str(a_file / "bench.json")], f"no file can be written in {a_file}"),
+        (["--out", str(a_file)], f"--out {a_file} exists but cannot be read as JSON"),
+    ]:
+        assert says in _tool_error(speed.main, ["--profile", "smoke", *argv]), argv
+    assert a_file.read_text() == "my notes"
+
+
+def case_unwritable_output_folder(box, monkeypatch):
+    """``make fetch`` with a models folder it cannot write: one line naming COLDSTART_MODELS_DIR, said
+    before the data download (minutes) rather than after; a folder whose permissions refuse the
+    write is simulated (the tests may run as root)."""
+    from coldstart import config
+    from coldstart.tools import fetch
+
+    monkeypatch.setattr(fetch, "fetch_data", lambda *a, **k: pytest.fail("downloaded before checking the folder"))
+    a_file = box.inputs / "notes.txt"
+    a_file.write_text("my notes")
+    monkeypatch.setenv("COLDSTART_MODELS_DIR", str(a_file))
+    error = _tool_error(fetch.main, ["--profile", "smoke", "--models", "someone/some-model"], status=1)
+    assert f"COLDSTART_MODELS_DIR={str(a_file)!r} cannot be used: it is a file, not a folder" in error
+    monkeypatch.setenv("COLDSTART_MODELS_DIR", str(box.models))
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == box.models:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(config.tempfile, "mkstemp", read_only)
+    error = _tool_error(fetch.main, ["--profile", "smoke", "--models", "someone/some-model"], status=1)
+    assert "COLDSTART_MODELS_DIR" in error and "no file can be written there (Permission denied)" in error
+    assert a_file.read_text() == "my notes"
+
+
+def case_report_help(box, monkeypatch):
+    """``python -m coldstart.tools.report --help`` describes the tool instead of printing the table;
+    an unknown option is an error instead of being ignored."""
+    from coldstart.tools import report
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(out):
+        report.main(["--help"])
+    assert info.value.code == 0 and out.getvalue().startswith("usage:") and report.BEGIN not in out.getvalue()
+    assert "unrecognized arguments: --profle" in _tool_error(report.main, ["--profle", "gpu"])
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     run: Callable
@@ -364,18 +571,29 @@ CASES = {
     "corrupted download": Case(case_corrupted_download,
                                "hash mismatch: one retry, then DataUnavailable naming the file"),
     "corrupted parquet": Case(case_corrupted_parquet, "DataUnavailable naming the file: delete it"),
+    "unreadable data file": Case(case_unreadable_data_file, "DataUnavailable: permission denied, naming the file"),
+    "bad COLDSTART_DATA_DIR": Case(case_bad_data_dir, "DataUnavailable or UnusableFolder saying what is wrong"),
     "missing column": Case(case_missing_column, "SchemaError naming the column"),
     "mistyped column": Case(case_mistyped_column, "SchemaError naming the column and the value"),
+    "infinite quantity": Case(case_infinite_quantity, "SchemaError naming the column and the value"),
+    "infinite price": Case(case_infinite_price, "dropped by the price <= 0 step, counted in its report"),
     "empty table": Case(case_empty_table, "SchemaError: the table is empty"),
     "every invoice cancelled": Case(case_every_invoice_cancelled, "ValueError naming the cleaning step"),
     "non-UTF-8 descriptions": Case(case_non_utf8_descriptions, "warning, read as Latin-1"),
     "cutoff outside the data": Case(case_cutoff_outside_the_data, "ValueError with the data's date range"),
     "k larger than any basket": Case(case_k_larger_than_any_basket, "ValueError with the largest usable k"),
+    "context size outside the usable range": Case(case_context_size_outside_the_usable_range,
+                                                  "ValueError with the usable range"),
     "context of only unknown item ids": Case(case_context_of_unknown_item_ids,
                                              "ids dropped; -inf (text), popularity (item-kNN, live recommender)"),
     "model path that does not exist": Case(case_model_path_that_does_not_exist, "ModelUnavailable naming the path"),
     "offline, data not cached": Case(case_offline_data_not_cached, "DataUnavailable: how to get the file by hand"),
     "offline, model not cached": Case(case_offline_model_not_cached, "ModelUnavailable: run make fetch"),
+    "bad profile name in a tool": Case(case_bad_profile_name_in_a_tool, "one line naming the profiles"),
+    "benchmark arguments it cannot use": Case(case_benchmark_arguments_it_cannot_use,
+                                              "one line, before measuring"),
+    "unwritable output folder": Case(case_unwritable_output_folder, "one line naming the folder, before downloading"),
+    "report --help": Case(case_report_help, "usage; an unknown option is an error"),
     "model download interrupted": Case(case_model_download_interrupted, "the error; no half model in models/"),
     "ambiguous day-first dates": Case(case_ambiguous_day_first_dates,
                                       "SchemaError: set COLDSTART_DATE_FORMAT (or use ISO dates)"),
@@ -393,6 +611,17 @@ def test_bad_input(name, sandbox, monkeypatch):
         CASES[name].run(sandbox, monkeypatch)
     # nothing half-written: no zip, parquet cache, temporary file or partial model anywhere
     assert sandbox.leftovers() == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root reads a file whatever its mode; the 'unreadable data file' case simulates it")
+def test_a_data_file_without_read_permission(sandbox, monkeypatch):
+    path = _use_file(sandbox, monkeypatch, "online_retail.parquet", _raw_sample())
+    path.chmod(0)
+    try:
+        _says_permission_denied(path)
+    finally:
+        path.chmod(0o644)
 
 
 def test_docs_list_every_case():

@@ -210,3 +210,17 @@ def test_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("COLDSTART_DATA_DIR", str(tmp_path / "cache"))
     assert config.data_dir() == tmp_path / "cache"
     assert (tmp_path / "cache").is_dir()
+
+
+@pytest.mark.parametrize("variable, folder", [("COLDSTART_DATA_DIR", config.data_dir),
+                                              ("COLDSTART_RUNS", lambda: runs_dir("smoke"))])
+def test_a_folder_variable_naming_a_file_says_so(monkeypatch, tmp_path, variable, folder):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for bad, why in [(a_file, "it is a file, not a folder"), (a_file / "sub", f"{a_file} is a file, not a folder")]:
+        monkeypatch.setenv(variable, str(bad))
+        with pytest.raises(config.UnusableFolder, match=f"^{variable}=.* cannot be used: {why}; set {variable} to"):
+            folder()
+    assert a_file.read_text() == "not a folder"
+    if variable == "COLDSTART_DATA_DIR":   # naming the folder, for another error's message, never raises
+        assert config.data_dir(create=False) == a_file / "sub"

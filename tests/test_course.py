@@ -78,6 +78,14 @@ def test_readme_results_table_is_the_committed_leaderboard():
     readme = (ROOT / "README.md").read_text()
     block = re.search(re.escape(report.BEGIN) + r"\n(.*?)\n" + re.escape(report.END), readme, re.S)
     assert block, "README lacks the results block"
+    assert block.group(1).strip() == report.markdown_table(board, methods=report.HEADLINE).strip()
+
+
+def test_docs_results_table_is_the_whole_committed_leaderboard():
+    board = pd.read_csv(ROOT / "results" / "leaderboard.csv")
+    page = (ROOT / "docs" / "results.md").read_text()
+    block = re.search(re.escape(report.BEGIN_ALL) + r"\n(.*?)\n" + re.escape(report.END), page, re.S)
+    assert block, "docs/results.md lacks the table of every method"
     assert block.group(1).strip() == report.markdown_table(board).strip()
 
 
@@ -121,3 +129,29 @@ def test_readme_gives_the_two_commands_and_ci_calls_the_test_one():
     readme = (ROOT / "README.md").read_text()
     assert "make course" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_reference_extras_keep_one_segment_and_skip_what_is_missing(tmp_path):
+    import numpy as np
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    (runs / "lists").mkdir(parents=True)
+    np.savez_compressed(runs / "lists" / "tfidf.npz", **{"topk/k=1": np.zeros((2, 3)), "users/k=1": np.arange(2),
+                                                       "topk/k=3": np.ones((4, 3)), "users/k=3": np.arange(4)})
+    (runs / "ctr_validation_pairs.csv").write_text("label,probability\n1,0.9\n")
+    written = course.copy_reference_extras(runs, results)
+    assert sorted(p.name for p in written) == ["ctr_validation_pairs.csv", "tfidf.npz"]
+    with np.load(results / "lists" / "tfidf.npz") as data:
+        assert sorted(data.files) == ["topk/k=3", "users/k=3"]
+        assert data["topk/k=3"].shape == (4, 3)
+
+
+def test_notebook_04_can_run_alone_on_the_reference_files():
+    """Notebook 04 falls back to these when no run of its own exists (Colab)."""
+    import numpy as np
+
+    for name in course.REFERENCE_LISTS:
+        with np.load(ROOT / "results" / "lists" / f"{name}.npz") as data:
+            assert len(data["users/k=3"]) == len(data["topk/k=3"]) > 500, name
+    pairs = pd.read_csv(ROOT / "results" / "ctr_validation_pairs.csv")
+    assert {"label", "probability"} <= set(pairs.columns) and len(pairs) > 100

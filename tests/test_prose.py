@@ -64,8 +64,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Notebooks being rewritten and re-run right now: their prose and outputs change together, so they are
 # checked only once the re-run is committed. Empty this set then (and fix what the test reports).
 PENDING = {
-    "02_baselines",  # re-run in cpu with the fair baselines of the architecture issue
-    "03_bert_finetuning",  # re-run in cpu with the new retriever recipe
     "04_evaluation",  # re-run after 02 and 03 (its tables read their rows)
 }
 

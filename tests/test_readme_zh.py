@@ -62,12 +62,9 @@ def test_data_numbers_are_the_english_ones(en, zh):
     assert numbers(zh_body) == numbers(en_body)
 
 
-def test_bad_input_cases_are_listed(zh):
-    from test_bad_input import CASES
-
+def test_bad_input_section_links_the_cases(zh):
     body = next(b for h, b in _sections(zh).items() if h.endswith("（When the input is bad）"))
-    for name in CASES:
-        assert f"| {name}（" in body, f"README.zh-CN.md does not list the case {name!r}"
+    assert "](docs/bad-input.md)" in body, "README.zh-CN.md links docs/bad-input.md, as README.md does"
 
 
 def test_citations_match(en, zh):

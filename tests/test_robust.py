@@ -263,6 +263,68 @@ def test_threads_sharing_one_recommender_get_the_serial_answers(rec):
     assert time.perf_counter() - start < 60
 
 
+def _same_list(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return (a["item_id"].tolist() == b["item_id"].tolist() and a["reason"].tolist() == b["reason"].tolist()
+            and np.allclose(a["score"], b["score"], rtol=1e-5, atol=1e-6))
+
+
+def test_add_items_while_threads_recommend_gives_each_the_before_or_the_after_lists(module_split, tokenizer,
+                                                                                   tiny_bert, monkeypatch):
+    """Every list a concurrent recommend returns is the one of the catalog before an ``add_items`` or
+    the one after it, never a mix (an index longer than the new-item flags, an id without its text).
+    The adding thread is slowed inside numpy's concatenations (the readers are not), so a reader
+    lands in the middle of an update whenever the update can be seen half done."""
+    import threading
+
+    real_concatenate, real_hstack, writer = np.concatenate, np.hstack, threading.current_thread()
+
+    def slow_in_writer(real):
+        def call(*args, **kwargs):
+            if threading.current_thread() is writer:
+                time.sleep(0.003)
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(np, "concatenate", slow_in_writer(real_concatenate))
+    monkeypatch.setattr(np, "hstack", slow_in_writer(real_hstack))
+    requests = [(["10001"], None), (["new-1", "10002"], None), ([], "red retrospot cake stand"),
+                (["new-2"], "jumbo bag"), (["10003"], "zinc metal heart")]
+    products = ["red retrospot cake stand", "jumbo bag red retrospot", "zinc metal heart t-light holder"]
+    changed, old_interval = 0, sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # switch threads as often as possible: a half-done update shows if it can
+    try:
+        for trial in range(4):
+            live = serving.Recommender.from_split(module_split, tiny_bert, tokenizer,
+                                                  Recipe(w_text=0.5, beta=0.5, lam=1.0), progress=False)
+            before = [live.recommend(c, query_text=q, k=5) for c, q in requests]
+            stop, seen, errors = threading.Event(), [], []
+
+            def read(offset):
+                i = offset
+                while not stop.is_set():
+                    try:
+                        seen.append((i % len(requests), live.recommend(*requests[i % len(requests)], k=5)))
+                    except Exception as err:   # collected: every failure counts
+                        errors.append(repr(err))
+                    i += 1
+
+            readers = [threading.Thread(target=read, args=(j,)) for j in range(2)]
+            for t in readers:
+                t.start()
+            live.add_items(products)
+            stop.set()
+            for t in readers:
+                t.join()
+            after = [live.recommend(c, query_text=q, k=5) for c, q in requests]
+            assert errors == []
+            mixed = [i for i, frame in seen if not (_same_list(frame, before[i]) or _same_list(frame, after[i]))]
+            assert mixed == [], f"trial {trial}: {len(mixed)} of {len(seen)} lists are neither before nor after"
+            changed += sum(not _same_list(b, a) for b, a in zip(before, after))
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert changed, "the added products changed no list: the test would not see a mix"
+
+
 def test_overlapping_blas_limits_restore_the_original_thread_count():
     from threadpoolctl import threadpool_info
 
@@ -454,9 +516,20 @@ def test_an_unreadable_split_json_is_rebuilt(split_cache, damage):
 # 9 (protocol part). context sizes that would drop or duplicate segments are refused
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(ks=(1.5,)), "whole numbers"), (dict(ks=(1, 1)), "must differ"), (dict(ks=(True,)), "whole numbers"),
-    (dict(warm_k=0), "warm_k"), (dict(cold_k=2.5), "cold_k"),
+    (dict(ks=(1.5,)), "whole numbers.*usable range is 1 to 5"), (dict(ks=(1, 1)), "must differ"),
+    (dict(ks=(True,)), "whole numbers.*usable range is 1 to 5"),
+    (dict(warm_k=0), "warm_k.*usable range is 1 to 4"), (dict(cold_k=2.5), "cold_k.*usable range is 1 to 5"),
+    # larger than every basket of the segment's users: the segment would silently come out empty
+    (dict(warm_k=5), "warm_k=5 is larger.*usable range is 1 to 4"),
+    (dict(cold_k=6), "cold_k=6 is larger.*usable range is 1 to 5"),
 ])
 def test_bad_context_sizes_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_context_sizes_up_to_the_largest_basket_keep_every_segment():
+    split = protocol.make_split(make_tiny_clean(), cutoff=TINY_CUTOFF, warm_k=4, cold_k=3)
+    assert split.segment_names == list(protocol.SEGMENTS)
+    assert len(split.segment("warm")) == 1 and len(split.segment("cold-items")) == 1

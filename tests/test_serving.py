@@ -259,7 +259,7 @@ def test_save_and_load_give_identical_recommendations(rec, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["recommender"]   # no temporary folder left
     meta = json.loads((folder / "serving.json").read_text())
     assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {
-        "w_text": 0.5, "beta": 0.01, "lam": 1.0, "dropout": 0.0, "customers": False}
+        "w_text": 0.5, "beta": 0.01, "lam": 1.0, "dropout": 0.0, "customers": False, "softness": None}
     back = serving.Recommender.load(folder)
     assert back.item_ids == rec.item_ids and np.array_equal(back.index, rec.index)
     for kwargs in [dict(clicked_items=["10001", "NEW-1"]), dict(query_text="zinc heart", clicked_items=["10003"]),

@@ -418,10 +418,14 @@ def make_split(
         quantity, date, price, customer, country, line).
     cutoff: the time ``T``: training rows are those before it, new users are first seen at or after it.
     end: rows at or after ``end`` are ignored entirely (default: keep everything).
-    ks: context sizes of the new-user segments.
+    ks: context sizes of the new-user segments (distinct whole numbers).
+    cold_k, warm_k: context sizes of the ``cold-items`` and ``warm`` segments.
 
-    Raises ``ValueError`` if the cutoff leaves no training rows or no rows after it, or if a ``k`` in
-    ``ks`` is larger than every new user's first basket (its segment could hold no case).
+    Raises ``ValueError`` if the cutoff leaves no training rows or no rows after it, or if a context
+    size is not a whole number from 1 to the most distinct items in a first basket of the users its
+    segment is about (new users for ``ks`` and ``cold_k``, returning customers for ``warm_k``), or if
+    ``ks`` repeats a size: such a segment would be empty or filled twice. The message gives the
+    usable range.
     """
     cutoff = pd.Timestamp(cutoff)
     universe = clean if end is None else clean[clean["date"] < pd.Timestamp(end)]
@@ -445,9 +449,8 @@ def make_split(
     new_users = window_users.difference(seen)
     warm_users = window_users.intersection(seen)
     _check_ks(window, new_users, ks)
-    for name, k in (("warm_k", warm_k), ("cold_k", cold_k)):
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, got {k!r}")
+    _check_k(window, new_users, cold_k, "cold_k", "new user's")
+    _check_k(window, warm_users, warm_k, "warm_k", "returning customer's")
     cold_items = set(catalog.index[catalog["cold"]])
 
     parts = [
@@ -459,22 +462,47 @@ def make_split(
     return ColdStartSplit(cutoff=cutoff, end=end, train=train, catalog=catalog, cases=cases)
 
 
+def _largest_first_basket(window: pd.DataFrame, users) -> tuple:
+    """``(largest, n)``: the most distinct items in the first basket in ``window`` of one of
+    ``users``, and how many of them have a basket there."""
+    rows = window[window["customer"].isin(pd.Index(users))].sort_values(["date", "invoice", "line"], kind="stable")
+    sizes = _first_invoice_items(rows).groupby("customer").size()
+    return (int(sizes.max()) if len(sizes) else 0), len(sizes)
+
+
+def _is_count(k) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+
+
 def _check_ks(window: pd.DataFrame, new_users, ks: Sequence[int]) -> None:
     """Refuse context sizes no new user can have: a segment that is empty by construction would
-    silently drop out of every table and plot."""
-    if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in ks) or any(k < 1 for k in ks):
-        raise ValueError(f"Context sizes must be whole numbers of at least 1, got ks={tuple(ks)}")
+    silently drop out of every table and plot, and a repeated size would fill one segment twice.
+    The usable range is 1 to the largest new user's first basket."""
+    largest, n_users = _largest_first_basket(window, new_users)
+    usable = f"the usable range is 1 to {largest}, the most distinct items in a new user's first basket"
+    if not all(_is_count(k) for k in ks) or any(k < 1 for k in ks):
+        raise ValueError(f"Context sizes must be whole numbers of at least 1, got ks={tuple(ks)}: {usable}")
     if len(set(ks)) != len(ks):
         raise ValueError(f"Context sizes must differ (each names one segment), got ks={tuple(ks)}")
-    rows = window[window["customer"].isin(pd.Index(new_users))].sort_values(["date", "invoice", "line"], kind="stable")
-    sizes = _first_invoice_items(rows).groupby("customer").size()
-    largest = int(sizes.max()) if len(sizes) else 0
     too_big = [int(k) for k in ks if k > largest]
     if too_big:
         raise ValueError(
             f"k={too_big[0]} is larger than any new user's first basket (the largest has {largest} distinct "
-            f"items among {len(sizes):,} new users): choose context sizes k <= {largest}"
+            f"items among {n_users:,} new users): choose context sizes k <= {largest}"
         )
+
+
+def _check_k(window: pd.DataFrame, users, k, name: str, whose: str) -> None:
+    """Refuse a context size ``name`` (``cold_k``, ``warm_k``) that no user of ``users`` can have, so
+    its segment cannot silently come out empty. Without any such user the segment is empty
+    whatever ``k`` is, so only the type is checked then."""
+    largest, n_users = _largest_first_basket(window, users)
+    usable = f"the usable range is 1 to {largest}, the most distinct items in a {whose} first basket after the cutoff"
+    if not _is_count(k) or k < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {k!r}" + (f": {usable}" if n_users else ""))
+    if n_users and k > largest:
+        raise ValueError(f"{name}={k} is larger than any {whose} first basket after the cutoff, so its segment "
+                         f"would be empty: {usable}")
 
 
 def make_validation_split(clean: pd.DataFrame, **kwargs) -> ColdStartSplit:

@@ -29,6 +29,7 @@ into one row per item with its text.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -43,7 +44,7 @@ import pandas as pd
 
 from .._internal.io import atomic_path
 from .._internal.progress import quiet
-from ..config import data_dir, project_root
+from ..config import UnusableFolder, data_dir, project_root
 from .text import most_frequent_text
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
@@ -81,8 +82,10 @@ class SchemaError(ValueError):
 
 def _fix_hint() -> str:
     """The one-line fix shown whenever the data cannot be obtained."""
+    # data_dir(create=False): this hint goes into other errors' messages and must not raise itself
+    # (a bad COLDSTART_DATA_DIR would hide the error being reported).
     return (
-        f"download {UCI_URL} (by hand if needed) and put it in {data_dir()}, "
+        f"download {UCI_URL} (by hand if needed) and put it in {data_dir(create=False)}, "
         f"or pass path=... to load_raw, or set {ENV_FILE} to a local copy "
         "(.zip, .xlsx, .csv or .parquet)"
     )
@@ -104,7 +107,8 @@ def load_raw(path: Optional[PathLike] = None, *, download: bool = True, progress
     download: allow the download when nothing local is found (``False``: raise instead).
     progress: show a progress bar while downloading.
 
-    Raises :class:`DataUnavailable` when the data cannot be found, read or downloaded, and
+    Raises :class:`DataUnavailable` when the data cannot be found, read or downloaded (also when the
+    data folder cannot be used: the message says what is wrong with ``COLDSTART_DATA_DIR``), and
     :class:`SchemaError` when a file is readable but does not hold the expected columns.
     """
     if path is None and os.environ.get(ENV_FILE):
@@ -112,7 +116,10 @@ def load_raw(path: Optional[PathLike] = None, *, download: bool = True, progress
     if path is not None:
         return _read_local(Path(path).expanduser())  # a local file: never the network
 
-    cache = data_dir() / CACHE_NAME
+    try:
+        cache = data_dir() / CACHE_NAME
+    except UnusableFolder as exc:
+        raise DataUnavailable(f"{exc}; or set {ENV_FILE} to a local copy of the table") from exc
     if cache.exists():
         return _read_local(cache)
     zip_path = _get_zip(progress=progress, download=download)
@@ -136,10 +143,25 @@ def _env_file(value: str) -> Path:
     return from_root if from_root.exists() else path
 
 
+def _no_permission(path: Path) -> DataUnavailable:
+    # Not "corrupt, delete it": the file may be fine, only this user may not read it.
+    return DataUnavailable(
+        f"{path} cannot be read: permission denied (the file itself may be fine, do not delete it): make it "
+        f"readable for this user (chmod u+r, or the folder's permissions), or set {ENV_FILE} to a readable copy"
+    )
+
+
 def _read_local(path: Path) -> pd.DataFrame:
-    """Read and validate a local file, whatever its format; unreadable files raise DataUnavailable."""
-    if not path.is_file():
+    """Read and validate a local file, whatever its format; unreadable files raise DataUnavailable
+    (a permission problem is reported as one, a damaged file as damaged)."""
+    try:
+        exists = path.is_file()
+    except PermissionError as exc:   # a folder on the way cannot be searched
+        raise _no_permission(path) from exc
+    if not exists:
         raise DataUnavailable(f"{path} is not an existing file: {_fix_hint()}")
+    if not os.access(path, os.R_OK):
+        raise _no_permission(path)
     name = path.name.lower()
     readers = {".parquet": pd.read_parquet, ".csv": _read_csv, ".csv.gz": _read_csv,
                ".xlsx": _read_xlsx, ".zip": _read_zip}
@@ -150,12 +172,20 @@ def _read_local(path: Path) -> pd.DataFrame:
         df = readers[suffix](path)
     except (DataUnavailable, SchemaError):
         raise
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or exc.errno == errno.EACCES:
+            raise _no_permission(path) from exc
+        raise _damaged(path, suffix, exc) from exc
     except Exception as exc:  # pyarrow, openpyxl, zipfile and csv errors have no common base class
-        raise DataUnavailable(
-            f"{path} cannot be read as {suffix} ({type(exc).__name__}: {_one_line(exc)}); the file is probably "
-            f"truncated or corrupt: delete it, then {_fix_hint()}"
-        ) from exc
+        raise _damaged(path, suffix, exc) from exc
     return validate_raw(df)
+
+
+def _damaged(path: Path, suffix: str, exc: BaseException) -> DataUnavailable:
+    return DataUnavailable(
+        f"{path} cannot be read as {suffix} ({type(exc).__name__}: {_one_line(exc)}); the file is probably "
+        f"truncated or corrupt: delete it, then {_fix_hint()}"
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -233,6 +263,11 @@ def _get_zip(progress: bool, download: bool) -> Path:
             time.sleep(RETRY_WAIT)
         try:
             return _fetch_zip(dest, progress)
+        except PermissionError as exc:   # the data folder, not the network: a retry cannot help
+            raise DataUnavailable(
+                f"cannot write the download into {dest}: permission denied ({_one_line(exc)}); set "
+                f"COLDSTART_DATA_DIR to a folder you can write to, or {ENV_FILE} to a local copy of the table"
+            ) from exc
         except (OSError, ValueError) as exc:
             errors.append(f"{type(exc).__name__}: {_one_line(exc)}")
             local.unlink(missing_ok=True)  # never keep a file that did not pass the check
@@ -293,8 +328,9 @@ def validate_raw(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = _as_number(values, col, whole=(kind == "int64"))
     # Customer numbers become int64 after cleaning, so they must be whole.
     ids = out["CustomerID"].dropna()
-    if not np.array_equal(ids, np.round(ids)):
-        raise SchemaError("column 'CustomerID' has non-integer values")
+    if not (np.isfinite(ids).all() and np.array_equal(ids, np.round(ids))):
+        raise SchemaError("column 'CustomerID' has non-integer values (e.g. "
+                          f"{ids[~(np.isfinite(ids) & (ids == np.round(ids)))].iloc[0]!r})")
     return out
 
 
@@ -343,7 +379,11 @@ def _as_number(values: pd.Series, col: str, whole: bool) -> pd.Series:
                 f"e.g. {text[bad].iloc[0]!r}"
             )
     if not whole:
-        return numbers
+        return numbers   # an infinite price is dropped by clean()'s "price <= 0" step, like a missing one
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():   # an int64 column cannot hold it, and no count of items is infinite
+        raise SchemaError(f"column {col!r} should hold whole numbers but holds {int(infinite.sum())} infinite "
+                          f"value(s), e.g. {numbers[infinite].iloc[0]!r}")
     if numbers.isna().any() or not np.array_equal(numbers, np.round(numbers)):
         raise SchemaError(f"column {col!r} should hold whole numbers without gaps")
     return numbers.astype("int64")
@@ -438,7 +478,9 @@ CLEANING_STEPS = [
     ("cancellation", lambda d: d["InvoiceNo"].str.upper().str.startswith("C").fillna(False).astype(bool)),
     # "not > 0" rather than "<= 0" also drops missing values.
     ("quantity <= 0", lambda d: ~(d["Quantity"] > 0)),
-    ("price <= 0", lambda d: ~(d["UnitPrice"] > 0)),
+    # An infinite price is as unusable as a missing one (it would swamp every price statistic), so
+    # the step drops it too: a price is kept only when it is a positive finite number.
+    ("price <= 0", lambda d: ~((d["UnitPrice"] > 0) & np.isfinite(d["UnitPrice"]))),
     ("non-product code", lambda d: ~is_product_code(d["StockCode"])),
     # Text is the whole point of the course: an item without a name cannot be encoded.
     ("missing description", lambda d: _blank(d["Description"])),
@@ -448,9 +490,9 @@ CLEANING_STEPS = [
 def clean(df: pd.DataFrame, verbose: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Remove unusable rows step by step; return ``(clean_df, report_df)``.
 
-    Steps (in this order): missing customer, cancellation, quantity <= 0, price <= 0, non-product
-    code, missing description. ``report_df`` has one row per step (after a first row ``raw``)
-    with columns ``step, rows_removed, rows_left``; ``verbose`` prints it.
+    Steps (in this order): missing customer, cancellation, quantity <= 0, price <= 0 (also missing
+    or infinite prices), non-product code, missing description. ``report_df`` has one row per step
+    (after a first row ``raw``) with columns ``step, rows_removed, rows_left``; ``verbose`` prints it.
 
     ``clean_df`` has the course's column names: ``invoice`` (str), ``item`` (str, upper-cased
     StockCode), ``description`` (str, as in the data), ``quantity`` (int64), ``date``

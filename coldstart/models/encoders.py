@@ -21,6 +21,7 @@ traced once per model and kept by this module, not on the model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from pathlib import Path
@@ -206,16 +207,20 @@ def encode(
     normalize: bool = True,
     progress: Optional[bool] = None,
     desc: str = "encoding",
+    lock=None,
 ) -> np.ndarray:
     """Mean-pooled (and L2-normalised) sentence vectors of ``texts``, shape ``(len(texts), hidden)``.
 
     Empty texts are encoded as ``[CLS] [SEP]``; texts longer than ``max_len`` tokens are truncated.
+    ``lock``, when given, is held while the tokenizer runs (a fast tokenizer shared with other
+    threads is one Rust object that raises "Already borrowed" when two use it at once).
     """
     tf = import_tensorflow()
     texts = ["" if t is None else str(t) for t in texts]
     if not texts:
         return np.zeros((0, model.config.hidden_size), dtype=np.float32)
-    ids = tokenizer(texts, max_length=max_len, truncation=True, padding=False)["input_ids"]
+    with lock if lock is not None else contextlib.nullcontext():
+        ids = tokenizer(texts, max_length=max_len, truncation=True, padding=False)["input_ids"]
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
 
     forward = compiled_forward(model)

@@ -36,6 +36,8 @@ Defined behaviour for bad input (tested in ``tests/test_serving.py``):
   ``query_max_len * 128`` characters are read, so a huge text costs what a long one does;
 * concurrent calls from several threads return what serial calls return (the tokenizer is used
   by one thread at a time; BLAS's thread limit is shared, see :func:`coldstart._internal.blas.blas_limit`);
+* :meth:`Recommender.add_items` while other threads recommend: each request works on the whole
+  catalog before the add or the whole catalog after it, never a mix;
 * non-ASCII text is encoded like any other (uncased BERT vocabularies strip accents);
 * no clicks and no query: country popularity, then global popularity (``attrs["fallback"]``).
 
@@ -112,6 +114,19 @@ class Recommender:
         self._country = {c: i for i, c in enumerate(self.countries)}
         self.blas_threads = blas_threads
         self._tokenizer_lock = threading.Lock()   # one fast tokenizer is one Rust object: one caller at a time
+        # add_items replaces the catalog's arrays together under _state_lock; readers copy the attributes
+        # under it (_view), so a request sees the whole catalog before or after an add, never half of each.
+        # _add_lock makes concurrent adds take turns, so two cannot pick the same new ids.
+        self._state_lock = threading.Lock()
+        self._add_lock = threading.Lock()
+
+    def _view(self) -> "Recommender":
+        """A shallow copy sharing every array and lock: the catalog as it is now, unchanged by a later
+        :meth:`add_items` (which replaces arrays, never changes them in place)."""
+        view = object.__new__(type(self))
+        with self._state_lock:
+            view.__dict__.update(self.__dict__)
+        return view
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -170,7 +185,14 @@ class Recommender:
         is one product. ``ids`` default to the first free ``new-1``, ``new-2``, ... (never an id the
         catalog or ``ids`` already has). Raises ``ValueError`` (and changes nothing) for a text that
         is not a string or shows nothing, a repeated or existing id, or a length mismatch.
+
+        Safe while other threads call :meth:`recommend` (or :meth:`score`, :meth:`save`): each of
+        those works on the catalog before the add or after it, whole.
         """
+        with self._add_lock:
+            return self._add_items(texts, ids)
+
+    def _add_items(self, texts, ids) -> list:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if isinstance(ids, str):
             ids = [ids]
@@ -195,15 +217,21 @@ class Recommender:
             raise ValueError(f"ids already in the catalog or repeated: {taken or ids}")
         if not texts:
             return []
-        vectors = encode(texts, self.tokenizer, self.encoder, max_len=self.max_len, progress=False)
+        vectors = encode(texts, self.tokenizer, self.encoder, max_len=self.max_len, progress=False,
+                         lock=self._tokenizer_lock)
         m = len(texts)
-        self.index = np.vstack([self.index, vectors]).astype(np.float32)
-        self.item_ids += ids
-        self.texts += texts
-        self.is_new = np.concatenate([self.is_new, np.ones(m, np.float32)])
-        self.popularity = np.concatenate([self.popularity, np.zeros(m, np.float32)])
-        self.country_popularity = np.hstack([self.country_popularity, np.zeros((len(self.countries), m), np.float32)])
-        self._position.update({item: len(self._position) + j for j, item in enumerate(ids)})
+        # new objects only (no +=, no update): a view taken before the swap keeps the old catalog whole
+        new = dict(
+            index=np.vstack([self.index, vectors]).astype(np.float32),
+            item_ids=self.item_ids + ids,
+            texts=self.texts + texts,
+            is_new=np.concatenate([self.is_new, np.ones(m, np.float32)]),
+            popularity=np.concatenate([self.popularity, np.zeros(m, np.float32)]),
+            country_popularity=np.hstack([self.country_popularity, np.zeros((len(self.countries), m), np.float32)]),
+            _position={**self._position, **{item: len(self._position) + j for j, item in enumerate(ids)}},
+        )
+        with self._state_lock:
+            self.__dict__.update(new)
         return ids
 
     def warm_up(self) -> "Recommender":
@@ -255,10 +283,11 @@ class Recommender:
         matrix-vector product is too small to gain from threads, and on a busy machine threads that
         wait for each other turn a fraction of a millisecond into tens of milliseconds.
         """
+        view = self._view()   # one catalog for the whole request, whatever add_items does meanwhile
         if isinstance(query_text, str) and visible(query_text).strip():
-            query_text = self.encode_query(query_text)   # the encoder: TensorFlow's own thread pool
-        with blas_limit(self.blas_threads):
-            return self._recommend(clicked_items, query_text, country, k, exclude)
+            query_text = view.encode_query(query_text)   # the encoder: TensorFlow's own thread pool
+        with blas_limit(view.blas_threads):
+            return view._recommend(clicked_items, query_text, country, k, exclude)
     def _recommend(self, clicked_items, query_text, country, k, exclude) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -375,12 +404,13 @@ class Recommender:
         :meth:`recommend` (:class:`~coldstart.models.retrieval.Retriever` on the index): usable by
         :func:`coldstart.evaluation.evaluate`. A case with no context gets its country's popularity
         (else global)."""
-        retriever = Retriever(TextSimilarity(self.index, softness=self.recipe.softness), id_part=self.id_part,
-                              w_text=self.recipe.w_text,
-                              beta=self.recipe.beta, is_new=self.is_new)
+        view = self._view()
+        retriever = Retriever(TextSimilarity(view.index, softness=view.recipe.softness), id_part=view.id_part,
+                              w_text=view.recipe.w_text,
+                              beta=view.recipe.beta, is_new=view.is_new)
         scores = retriever.score(cases)
         for row in np.flatnonzero([len(c) == 0 for c in cases.context]):
-            scores[row] = self._popularity(cases.country[row], [])[0]
+            scores[row] = view._popularity(cases.country[row], [])[0]
         return scores
 
     # -- persistence -------------------------------------------------------------------------------
@@ -388,10 +418,13 @@ class Recommender:
         """Write everything to ``folder`` (replaced atomically: the old one stays until the new one is
         complete). Layout: ``encoder/`` (weights + tokenizer), ``index.npy``, ``id_matrix.npy``,
         ``catalog.parquet``, ``popularity.npz``, ``serving.json`` (recipe, sizes, versions)."""
-        folder = Path(folder)
+        return self._view()._save(Path(folder))   # one catalog, even if add_items runs meanwhile
+
+    def _save(self, folder: Path) -> Path:
         with atomic_dir(folder, "serving.json", SAVED_NAMES) as tmp:
             self.encoder.save_pretrained(str(tmp / "encoder"))
-            self.tokenizer.save_pretrained(str(tmp / "encoder"))
+            with self._tokenizer_lock:   # serialising the Rust tokenizer borrows it like a query does
+                self.tokenizer.save_pretrained(str(tmp / "encoder"))
             np.save(tmp / "index.npy", self.index)
             if self.id_matrix is not None:
                 np.save(tmp / "id_matrix.npy", self.id_matrix)

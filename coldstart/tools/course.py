@@ -45,6 +45,32 @@ def run_notebook(path: Path, out: Path, timeout: int = 3600) -> float:
     return time.perf_counter() - start
 
 
+# What notebook 04 reads when it runs alone (on Colab, with no run of its own): the k=3 lists of the
+# methods its error analysis compares, and the cross-encoder's validation predictions.
+REFERENCE_LISTS = ("two-tower+id", "id-part+tfidf", "id-part+zero-shot-lm", "tfidf", "item-knn")
+
+
+def copy_reference_extras(runs: Path, results: Path, segment: str = "k=3") -> list:
+    """Copy a run's lists of :data:`REFERENCE_LISTS` (``segment`` only, to keep the repository small) and
+    ``ctr_validation_pairs.csv`` into ``results``; returns the files written. Missing files are skipped."""
+    import numpy as np
+
+    written = []
+    for name in REFERENCE_LISTS:
+        source = runs / "lists" / f"{name}.npz"
+        if source.exists():
+            with np.load(source) as data:
+                arrays = {key: data[key] for key in (f"topk/{segment}", f"users/{segment}")}
+            (results / "lists").mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(results / "lists" / f"{name}.npz", **arrays)
+            written.append(results / "lists" / f"{name}.npz")
+    pairs = runs / "ctr_validation_pairs.csv"
+    if pairs.exists():
+        shutil.copyfile(pairs, results / "ctr_validation_pairs.csv")
+        written.append(results / "ctr_validation_pairs.csv")
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=PROFILES, default=None,
@@ -101,6 +127,7 @@ def main(argv=None) -> int:
             runs_file = board.with_name("leaderboard.runs.json")
             if runs_file.exists():
                 shutil.copyfile(runs_file, root / "results" / "leaderboard.runs.json")
+        copy_reference_extras(runs, root / "results")
         print("Reference outputs copied into notebooks/ and results/.")
     return 0
 

@@ -16,11 +16,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .._internal.io import atomic_dir
 from .._internal.progress import quiet
-from ..config import DEFAULT_MODEL, get_profile, shown
-from ..data.retail import load_raw
+from ..config import DEFAULT_MODEL, PROFILES, UnusableFolder, get_profile, shown, writable_folder
+from ..data.retail import DataUnavailable, load_raw
 from ..models.encoders import ModelUnavailable, models_dir, resolve_model
 
 # Files an encoder needs (weights in either framework's format, tokenizer, config).
@@ -37,15 +38,25 @@ def fetch_data(progress: bool = True) -> str:
     return where
 
 
-def fetch_model(name: str) -> Path:
-    """Copy a Hub model into the local models folder (atomically); returns the folder."""
+def _local_copy(name: str) -> Optional[Path]:
+    """The local folder of model ``name``, if it has one."""
     try:
         found = resolve_model(name)
     except ModelUnavailable:
-        found = name
-    if Path(found).is_dir():
+        return None
+    return Path(found) if Path(found).is_dir() else None
+
+
+def fetch_model(name: str) -> Path:
+    """Copy a Hub model into the local models folder (atomically); returns the folder.
+
+    Raises :class:`~coldstart.config.UnusableFolder` before downloading when the models folder
+    cannot be written."""
+    found = _local_copy(name)
+    if found is not None:
         print(f"model {name}: already local ({shown(found)})")
-        return Path(found)
+        return found
+    writable_folder(models_dir(), "COLDSTART_MODELS_DIR")
     import huggingface_hub
 
     if quiet():  # CI, nbval: one line instead of a bar per file
@@ -61,15 +72,26 @@ def fetch_model(name: str) -> Path:
 
 
 def main(argv=None) -> int:
+    """The command line. A bad profile name, an unusable data or models folder, or data that cannot
+    be had end in one line on stderr (exit status 2 for the arguments, 1 otherwise), not a traceback;
+    the models folder is checked before the data download, which takes minutes."""
     parser = argparse.ArgumentParser(description="Fetch the data and models for offline use.")
-    parser.add_argument("--profile", default=None)
+    parser.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: from the hardware)")
     parser.add_argument("--models", nargs="*", default=None, help="model names (default: the profile's)")
     args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
-    fetch_data()
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as exc:
+        parser.error(str(exc))
     names = args.models or sorted({profile.encoder.model_name, DEFAULT_MODEL})
-    for name in names:
-        fetch_model(name)
+    try:
+        if any(_local_copy(name) is None for name in names):
+            writable_folder(models_dir(), "COLDSTART_MODELS_DIR")
+        fetch_data()
+        for name in names:
+            fetch_model(name)
+    except (UnusableFolder, DataUnavailable, ModelUnavailable) as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     print("Ready for offline use: set HF_HUB_OFFLINE=1 and run the course.")
     return 0
 

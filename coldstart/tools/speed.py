@@ -54,6 +54,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ import numpy as np
 from .._internal.io import write_text_atomic
 from .._internal.runinfo import cpu_model
 from .._internal.tf import import_tensorflow
-from ..config import get_profile, project_root
+from ..config import PROFILES, get_profile, project_root
 from ..data.protocol import load_or_make
 from ..data.text import context_text
 from ..models.encoders import load_tokenizer
@@ -524,23 +525,67 @@ def _run_part(out: Path, key: str, banner: str, measure) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a count of rounds, pairs, calls)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_out(out) -> Path:
+    """Check that the results file ``out`` can be merged into (:func:`merge_results`) and return it:
+    not a folder, its folder creatable and writable (tried with a temporary file), and, if it
+    exists, a JSON object. Raises ``ValueError`` saying what is wrong, so the benchmark can refuse
+    before minutes of measuring rather than after."""
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give a file name such as {out / 'benchmarks.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: no file can be written in {out.parent} "
+                         f"({type(exc).__name__}: {exc.strerror or exc}); choose a writable place") from exc
+    if out.exists():
+        try:
+            results = json.loads(out.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--out {out} exists but cannot be read as JSON ({type(exc).__name__}); the "
+                             "benchmark keeps the file's other results, so fix or move it first") from exc
+        if not isinstance(results, dict):
+            raise ValueError(f"--out {out} holds JSON that is not an object of results; fix or move it first")
+    return out
+
+
 def main(argv=None) -> int:
+    """The command line. Every argument -- the profile, the counts, ``--out`` -- is checked before
+    anything is measured: a bad one ends in one line on stderr (exit status 2), not a traceback
+    after minutes of measuring."""
     parser = argparse.ArgumentParser(description="Course speed benchmarks")
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--pairs", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5, help="training: timed rounds")
-    parser.add_argument("--batch-size", type=int, default=32, help="training: batch size of both pipelines")
+    parser.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: from the hardware)")
+    parser.add_argument("--pairs", type=_at_least_one, default=512)
+    parser.add_argument("--repeats", type=_at_least_one, default=5, help="training: timed rounds")
+    parser.add_argument("--batch-size", type=_at_least_one, default=32, help="training: batch size of both pipelines")
     parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
     parser.add_argument("--only", choices=("serving", "training", "breakdown", "batching", "keras3"), default=None,
                         help="run one part (default: training and serving; breakdown: one training step, part by "
                              "part; batching: the pipeline's batching choices side by side; keras3: the two-tower "
                              "step in tf-keras and in Keras 3 + KerasHub)")
-    parser.add_argument("--users", type=int, default=300, help="serving: new users whose sessions are timed")
-    parser.add_argument("--queries", type=int, default=300, help="serving: free-text queries timed")
+    parser.add_argument("--users", type=_at_least_one, default=300, help="serving: new users whose sessions are timed")
+    parser.add_argument("--queries", type=_at_least_one, default=300, help="serving: free-text queries timed")
     args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
-    out = Path(args.out)
+    try:
+        profile = get_profile(args.profile)
+        out = check_out(args.out)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.only == "serving":
         return main_serving(args, profile, out)
     if args.only == "breakdown":
