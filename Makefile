@@ -2,7 +2,7 @@
 #   make course   set up .venv, then run every notebook headless in the profile that fits the machine
 #   make test     set up .venv, then lint, run the unit tests and execute every notebook (smoke profile) under nbval
 # Other targets: make setup | unit | lint | lab | reference | fetch | benchmark | clean
-# Variables: PROFILE=smoke|cpu|gpu (default: from the hardware), PYTHON=python3, ONLY=serving|training|breakdown|batching (benchmark).
+# Variables: PROFILE=smoke|cpu|gpu (default: from the hardware), PYTHON=python3, ONLY=serving|training|breakdown|batching|keras3 (benchmark).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -53,7 +53,8 @@ fetch: $(STAMP)
 # Speed of the course's training pipeline against a naive one (same model, data and machine), and
 # the serving latencies of notebook 07; writes results/benchmarks.json. ONLY=serving|training runs one part;
 # ONLY=breakdown times one training step part by part (forward, backward, each Adam); ONLY=batching compares
-# the pipeline's batchings (length buckets or length-grouped batches, steps per call, batch size).
+# the pipeline's batchings (length buckets or length-grouped batches, steps per call, batch size); ONLY=keras3
+# times the same two-tower step in tf-keras + transformers and in Keras 3 + KerasHub (notebook 11).
 benchmark: $(STAMP)
 	$(PY) -m coldstart.tools.speed $(if $(PROFILE),--profile $(PROFILE),) $(if $(ONLY),--only $(ONLY),)
 

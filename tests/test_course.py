@@ -58,7 +58,7 @@ def test_setup_cells_use_the_repository_url_of_pyproject():
 # Notebooks committed before their first reference run: they must carry no outputs at all (so no
 # smoke-profile output is ever committed as if it were a result). `make reference` fills them in;
 # then take them off this list.
-AWAITING_REFERENCE_RUN = set()
+AWAITING_REFERENCE_RUN: set[str] = set()
 
 
 def test_committed_notebooks_carry_outputs_of_a_cpu_run():

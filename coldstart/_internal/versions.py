@@ -13,6 +13,11 @@ at ``import coldstart`` and says, in one line, how to fix the environment:
   package before TensorFlow is imported);
 * TensorFlow older than 2.16.
 
+The Keras 3 chapter (notebook 11) needs more, and only there: :func:`keras3_problems` says what
+(``keras-hub`` 0.32, the ``keras`` 3.15+ it needs, and ``tensorflow-text`` of TensorFlow's own minor
+version, whose compiled ops load only into that TensorFlow). ``import coldstart`` does not check it,
+so the rest of the course never needs those packages.
+
 The check reads installed package metadata only (it never imports TensorFlow), so it costs
 milliseconds. Set ``COLDSTART_SKIP_VERSION_CHECK=1`` to bypass it at your own risk.
 """
@@ -117,6 +122,33 @@ def problems(versions: Mapping[str, Optional[str]]) -> list[str]:
         )
     elif tr < Version("4.45"):
         out.append(f'transformers {tr} is too old for this course: pip install "{PIN_TRANSFORMERS}"')
+    return out
+
+
+PIN_KERAS_HUB = "keras-hub>=0.32,<0.33"
+KERAS3_LIBRARIES = ("tensorflow", "keras", "keras-hub", "tensorflow-text")
+
+
+def keras3_problems(versions: Mapping[str, Optional[str]]) -> list[str]:
+    """The one-line problems of the Keras 3 chapter for a ``{package: version}`` mapping with keys
+    ``tensorflow``, ``keras``, ``keras-hub`` and ``tensorflow-text`` (``None``: not installed). Pure,
+    like :func:`problems`; empty when KerasHub can load the course's encoder."""
+    out = []
+    tf = _v(versions.get("tensorflow"))
+    hub, keras, text = (_v(versions.get(n)) for n in ("keras-hub", "keras", "tensorflow-text"))
+    want = f"{tf.major}.{tf.minor}" if tf is not None else "<your TensorFlow major.minor>"
+    install = f'pip install "{PIN_KERAS_HUB}" "tensorflow-text=={want}.*"'
+    if hub is None:
+        out.append(f"keras-hub is not installed (the Keras 3 chapter needs it): {install}")
+    elif not Version("0.32") <= hub < Version("0.33"):
+        out.append(f"keras-hub {hub} is not the version the Keras 3 chapter was tested with (0.32): {install}")
+    if keras is None or keras < Version("3.15"):
+        out.append(f"keras {keras} is too old for keras-hub 0.32 (needs 3.15 or newer): pip install \"keras>=3.15\"")
+    if text is None:
+        out.append(f"tensorflow-text is missing (KerasHub's BERT tokenizer needs it): {install}")
+    elif tf is not None and (text.major, text.minor) != (tf.major, tf.minor):
+        out.append(f"tensorflow-text {text} does not match TensorFlow {tf} (its ops load only into {text.major}."
+                   f"{text.minor}): {install}")
     return out
 
 

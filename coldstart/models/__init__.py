@@ -8,6 +8,8 @@
 * :mod:`~coldstart.models.encoders` -- loading a BERT-family encoder; texts to vectors.
 * :mod:`~coldstart.models.peft` -- adapters and LoRA for the TensorFlow BERT classes (notebook 06).
 * :mod:`~coldstart.models.sequential` -- the models of the published benchmark (notebook 08).
+* :mod:`~coldstart.models.keras3` -- the encoder and the two-tower model on Keras 3 and KerasHub
+  (notebook 11; needs the ``keras3`` extra, imported only when asked for).
 
 Models see only :class:`~coldstart.data.protocol.Cases` (or the benchmark's histories) and import
 nothing from evaluation. The TensorFlow models are imported on first use, so

@@ -111,14 +111,18 @@ class EncodedContextSimilarity:
         """The text a kept context is encoded from."""
         return context_text(self.texts[list(key)])
 
+    def encode_texts(self, texts) -> np.ndarray:
+        """Context texts to normalised vectors with this scorer's encoder (a subclass may encode
+        another way: :class:`coldstart.models.keras3.KerasContextSimilarity`)."""
+        return encode(texts, self.tokenizer, self.encoder, max_len=self.context_len, batch_size=self.batch_size,
+                      desc=self.desc)
+
     def context_vectors(self, contexts) -> np.ndarray:
         """The encoded contexts, one row each (contexts not seen before are encoded in one call)."""
         keys = [self.context_key(c) for c in contexts]
         todo = [k for k in dict.fromkeys(keys) if k not in self.contexts]
         if todo:
-            vectors = encode([self.key_text(k) for k in todo], self.tokenizer, self.encoder,
-                             max_len=self.context_len, batch_size=self.batch_size, desc=self.desc)
-            self.contexts.update(zip(todo, vectors))
+            self.contexts.update(zip(todo, self.encode_texts([self.key_text(k) for k in todo])))
         return np.stack([self.contexts[k] for k in keys]) if keys else np.zeros((0, self.item_vectors.shape[1]))
 
     def score(self, cases) -> np.ndarray:

@@ -29,6 +29,11 @@ the same pairs -- length-grouped batches instead of buckets (``bucketed_dataset(
 several steps per compiled call (Keras ``steps_per_execution``), 64 pairs per batch instead of 32 --
 each as examples/s and fraction of the matmul peak, in interleaved rounds. Key ``training_batching``.
 
+Keras 3 (``--only keras3``, notebook 11, :func:`benchmark_keras3`): the same two-tower training step on
+the same ``tf.data`` pairs in tf-keras + transformers (with the course's ``FusedAdam`` and with stock
+Adam) and in Keras 3 + KerasHub (stock Adam, with and without XLA), in interleaved rounds led by a
+matmul peak; median examples/s of each and the ratios Keras 3 / tf-keras. Key ``training_keras3``.
+
 Serving (``--only serving``, notebook 07's recommender, :func:`benchmark_serving`): on the full test
 catalog, wall-clock milliseconds of a click update (numpy only) and of a free-text query (one encoder
 call), p50 and p95 over many calls after a warm-up; batch-scoring throughput; and, in the same run,
@@ -383,6 +388,60 @@ def benchmark_step_breakdown(model_name=None, batch_size: int = 32, length: int 
     return out
 
 
+KERAS3_VARIANTS = ("tf-keras FusedAdam", "tf-keras Adam", "keras3 Adam", "keras3 Adam XLA")
+
+
+def benchmark_keras3(model_name=None, n_pairs: int = 512, batch_size: int = 32, max_len: int = 32, repeats: int = 5,
+                     variants=KERAS3_VARIANTS, peak=matmul_peak) -> dict:
+    """Examples/s of one two-tower training pass (notebook 03's contexts -> items pairs, ``n_pairs`` of
+    them, length-bucketed) in each of ``variants``, in ``repeats`` interleaved rounds led by a matmul
+    peak (as :func:`benchmark_training`). Every variant is a fresh model from the same pretrained
+    weights, warmed up by one pass (tracing, and XLA's compilation per batch shape, excluded)."""
+    import keras
+
+    from ..models.bert import TwoTower
+    from ..models.encoders import load_encoder
+    from ..models.keras3 import KerasTwoTower, load_backbone
+    from ..training.optim import FusedAdam
+    from ..training.pairs import tokenized_tower_pairs
+    from ..training.pipeline import pairs_dataset
+
+    tf = import_tensorflow()
+    split = load_or_make("validation", verbose=False)
+    tokenizer, _ = load_backbone(model_name)
+    draw = tokenized_tower_pairs(training_examples(split, seed=0), split.texts(), tokenizer, n_pairs, item_len=max_len)
+    data = pairs_dataset([draw], batch_size)
+    lengths = [len(x) + len(y) for x, y in zip(draw["context_ids"], draw["item_ids"])]
+
+    def fresh(variant):
+        if variant.startswith("tf-keras"):
+            model = TwoTower(load_encoder(model_name)[1])
+            model.compile(optimizer=FusedAdam(3e-5) if "Fused" in variant else tf.keras.optimizers.Adam(3e-5))
+        else:
+            model = KerasTwoTower(load_backbone(model_name)[1])
+            model.compile(optimizer=keras.optimizers.Adam(3e-5), jit_compile=variant.endswith("XLA"))
+        return model
+
+    passes = {}
+    for variant in variants:
+        model = fresh(variant)
+        passes[variant] = lambda model=model: model.fit(data, epochs=1, verbose=0)
+        passes[variant]()                                    # warm-up: traces (and compiles) every shape
+    peaks, seconds = interleaved_rounds(peak, passes, repeats)
+    n = len(draw["item"])
+    rates = {v: [n / t for t in secs] for v, secs in seconds.items()}
+    out = {"variants": {v: {"examples_per_s": round(statistics.median(r), 2),
+                            "runs_examples_per_s": [round(x, 2) for x in r]} for v, r in rates.items()},
+           "ratios": {f"{a} / {b}": round(statistics.median(rates[a]) / statistics.median(rates[b]), 3)
+                      for a in variants if a.startswith("keras3") for b in variants if b.startswith("tf-keras")},
+           "pairs": n, "batch_size": batch_size, "batches_per_pass": sum(1 for _ in data),
+           "median_tokens_per_pair": float(np.median(lengths)), "model": model_name,
+           "matmul_peak_runs_gflop_per_s": [round(p, 1) for p in peaks],
+           "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    return out
+
+
 def machine() -> dict:
     """A short description of the machine the numbers come from."""
     tf = import_tensorflow()
@@ -515,9 +574,10 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=_at_least_one, default=32, help="training: batch size of both pipelines")
     parser.add_argument("--xla", action="store_true", help="training: compile the course's train step with XLA")
     parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks.json"))
-    parser.add_argument("--only", choices=("serving", "training", "breakdown", "batching"), default=None,
+    parser.add_argument("--only", choices=("serving", "training", "breakdown", "batching", "keras3"), default=None,
                         help="run one part (default: training and serving; breakdown: one training step, part by "
-                             "part; batching: the pipeline's batching choices side by side)")
+                             "part; batching: the pipeline's batching choices side by side; keras3: the two-tower "
+                             "step in tf-keras and in Keras 3 + KerasHub)")
     parser.add_argument("--users", type=_at_least_one, default=300, help="serving: new users whose sessions are timed")
     parser.add_argument("--queries", type=_at_least_one, default=300, help="serving: free-text queries timed")
     args = parser.parse_args(argv)
@@ -537,6 +597,11 @@ def main(argv=None) -> int:
         return _run_part(out, "training_batching", f"batching benchmark: {args.pairs} pairs, {args.repeats} rounds of "
                          f"(matmul peak, {names})", lambda: benchmark_batching(
                              profile.encoder.model_name, n_pairs=args.pairs, repeats=args.repeats))
+    if args.only == "keras3":
+        return _run_part(out, "training_keras3", f"Keras 3 benchmark: {args.pairs} two-tower pairs, {args.repeats} "
+                         f"rounds of (matmul peak, {', '.join(KERAS3_VARIANTS)})", lambda: benchmark_keras3(
+                             profile.encoder.model_name, n_pairs=args.pairs, batch_size=args.batch_size,
+                             repeats=args.repeats))
     print(f"training benchmark: {args.pairs} pairs, {args.repeats} rounds of (matmul peak, course pass, naive pass)"
           " ...",
           flush=True)

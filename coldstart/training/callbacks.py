@@ -15,14 +15,17 @@ from .._internal.tf import import_tensorflow
 
 
 def make_ranking_callback(evaluate_fn: Callable[[], float], name: str = "val_ndcg", patience: int = 1,
-                          evaluate_before: bool = True, verbose: bool = True):
+                          evaluate_before: bool = True, verbose: bool = True, keras=None):
     """A Keras callback that runs ``evaluate_fn()`` (a validation metric, higher is better) after
     each epoch, writes it into the epoch's logs as ``name``, keeps the best weights and stops when
     the metric has not improved for ``patience`` epochs. With ``evaluate_before`` the pretrained
-    model is scored first (epoch 0), so training that only hurts restores the pretrained weights."""
-    tf = import_tensorflow()
+    model is scored first (epoch 0), so training that only hurts restores the pretrained weights.
 
-    class RankingCallback(tf.keras.callbacks.Callback):
+    ``keras``: the Keras whose ``fit`` runs it, ``tf.keras`` (tf-keras, the default) or Keras 3's
+    ``keras`` module (notebook 11); a callback of one cannot be given to the other's ``fit``."""
+    keras = keras or import_tensorflow().keras
+
+    class RankingCallback(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.best, self.best_epoch, self.best_weights, self.history = -math.inf, -1, None, []

@@ -60,23 +60,27 @@ def _fused_adam():
     return FusedAdam
 
 
-def warmup_schedule(peak: float, steps: int):
+def warmup_schedule(peak: float, steps: int, keras=None):
     """A Keras learning-rate schedule: ``peak * min(1, (step + 1) / steps)``, a linear warm-up from
     almost zero to ``peak`` over the first ``steps`` optimizer steps, then constant.
 
     Pass it to an optimizer in place of a number: ``tf.keras.optimizers.Adam(warmup_schedule(2e-3, 64))``.
+    ``keras``: whose optimizer takes it, ``tf.keras`` (the default) or Keras 3's ``keras`` module
+    (``keras.optimizers.Adam(warmup_schedule(2e-3, 64, keras=keras))``, notebook 11).
     """
     if not peak > 0 or int(steps) < 1:
         raise ValueError(f"warmup_schedule needs peak > 0 and steps >= 1, got peak={peak!r}, steps={steps!r}")
     tf = import_tensorflow()
+    keras = keras or tf.keras
+    ops = getattr(keras, "ops", tf)    # Keras 3 has keras.ops (any backend); tf-keras computes with tf
 
-    class Warmup(tf.keras.optimizers.schedules.LearningRateSchedule):
+    class Warmup(keras.optimizers.schedules.LearningRateSchedule):
         # linear warm-up from 0 to `peak` over `steps` optimizer steps, then constant
         def __init__(self, peak, steps):
             self.peak, self.steps = float(peak), int(steps)
 
         def __call__(self, step):
-            return self.peak * tf.minimum(1.0, tf.cast(step + 1, tf.float32) / self.steps)
+            return self.peak * ops.minimum(1.0, ops.cast(step + 1, "float32") / self.steps)
 
         def get_config(self):
             return {"peak": self.peak, "steps": self.steps}
