@@ -38,10 +38,18 @@ def test_interactive_gets_a_tqdm_bar(interactive):
     assert list(bar) == list(range(10))
 
 
-def test_quiet_long_loop_prints_a_few_lines(quiet, capsys):
+def test_quiet_loop_prints_one_summary_line(quiet, capsys):
     assert list(progress.progress_bar(range(100), desc="encoding")) == list(range(100))
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["encoding: 25/100", "encoding: 50/100", "encoding: 75/100", "encoding: done (100 batches)"]
+    assert lines == ["encoding: done (100 batches, 0 s)"]
+
+
+def test_quiet_slow_loop_says_where_it_is_once_per_interval(quiet, capsys, monkeypatch):
+    clock = iter(float(t) for t in range(0, 1000, 25))   # every batch takes 25 s of a fake clock
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    assert list(progress._lines(range(10), "training", 10, every=60)) == list(range(10))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["training: 3/10", "training: 6/10", "training: 9/10", "training: done (10 batches, 275 s)"]
     assert all("\r" not in line for line in lines)
 
 
@@ -54,7 +62,7 @@ def test_quiet_short_loop_is_silent_and_disabled_is_the_iterable(quiet, capsys):
 
 def test_quiet_unknown_length(quiet, capsys):
     assert list(progress.progress_bar(iter(range(20)), desc="pairs")) == list(range(20))
-    assert capsys.readouterr().out.splitlines() == ["pairs: done"]
+    assert capsys.readouterr().out.splitlines() == ["pairs: done (0 s)"]
 
 
 def test_long_phases_use_the_progress_helpers():

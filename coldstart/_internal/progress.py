@@ -2,12 +2,14 @@
 
 Interactive runs get a tqdm bar. Under CI, nbval or the headless course run
 (``COLDSTART_QUIET_PROGRESS=1``, set by the Makefile and the test suite, or ``CI`` set) bars are
-replaced by a few plain lines, so logs stay short and nbval never waits on a redrawing widget.
+replaced by one plain line per loop (and one a minute in long loops), so logs stay short and nbval
+never waits on a redrawing widget.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterable, Optional
 
 
@@ -34,15 +36,20 @@ def progress_bar(items: Iterable, desc: str = "", total: Optional[int] = None, e
     return tqdm(items, desc=desc, total=total, leave=False)
 
 
-def _lines(items: Iterable, desc: str, total: Optional[int]):
-    """Yield from ``items`` printing at most ~4 short progress lines (none for short loops)."""
+def _lines(items: Iterable, desc: str, total: Optional[int], every: float = 60.0):
+    """Yield from ``items``, then print one summary line (none for short loops). A loop that runs
+    longer than ``every`` seconds also prints where it is once per ``every`` seconds, so a headless
+    log shows it is alive without a committed notebook carrying a line per batch."""
     if total is not None and total < 8:
         yield from items
         return
-    step = max(1, (total or 0) // 4) if total else None
+    start = last = time.perf_counter()
     n = 0
     for n, item in enumerate(items, 1):
         yield item
-        if step and n % step == 0 and n < total:
-            print(f"{desc}: {n}/{total}", flush=True)
-    print(f"{desc}: done ({n} batches)" if total else f"{desc}: done", flush=True)
+        now = time.perf_counter()
+        if now - last >= every and (total is None or n < total):
+            print(f"{desc}: {n}/{total}" if total else f"{desc}: {n}", flush=True)
+            last = now
+    took = time.perf_counter() - start
+    print(f"{desc}: done ({n} batches, {took:.0f} s)" if total else f"{desc}: done ({took:.0f} s)", flush=True)
