@@ -41,6 +41,8 @@ import numpy as np
 from ._internal.tf import import_tensorflow
 
 PROFILES = ("smoke", "cpu", "gpu")
+# LoRA on every projection of a BERT layer (attention query, key, value and output; feed-forward in and out)
+LORA_EVERY = ("query", "key", "value", "attention_output", "intermediate", "output")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -127,9 +129,11 @@ class Adapters:
         the same ``pairs`` pairs per epoch for at most ``epochs`` epochs each (early stopping on the
         validation protocol may end sooner); the three share the notebook's time budget.
     size, lora_rank: adapter bottleneck width and LoRA rank.
-    learning_rate: peak learning rate of adapters and LoRA, reached by a linear warm-up over the
-        first epoch (full fine-tuning uses ``training.learning_rate``; the few new weights need a
-        larger one). Chosen on the validation protocol: docs/design-notes.md.
+    learning_rate: peak learning rate of adapters, reached by a linear warm-up over the first epoch
+        (full fine-tuning uses ``training.learning_rate``; the few new weights need a larger one).
+    lora_learning_rate, lora_targets: LoRA's peak learning rate (the same warm-up) and the
+        projections of every layer it adapts (names of ``peft.LORA_TARGETS``). The rates and targets
+        were chosen on the validation protocol: docs/design-notes.md.
     group_pairs: pairs (one epoch) for each country-group adapter.
     measure_steps: timed training steps per method when step time and peak memory are measured.
     """
@@ -139,6 +143,8 @@ class Adapters:
     size: int
     lora_rank: int
     learning_rate: float
+    lora_learning_rate: float
+    lora_targets: tuple
     group_pairs: int
     measure_steps: int
 
@@ -271,7 +277,8 @@ _SETTINGS = {
         fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, item_pairs=320, item_epochs=1,
                          rerank_users=20, rerank_n=20),
         augmentation=dict(steps=4, variants=("none", "all")),
-        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=64, measure_steps=2),
+        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
+                      lora_targets=LORA_EVERY, group_pairs=64, measure_steps=2),
         serving=dict(calls=40),
         benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
         transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
@@ -285,7 +292,8 @@ _SETTINGS = {
         fine_tuning=dict(ctr_pairs=4000, ctr_epochs=2, tower_pairs=4096, tower_epochs=6, item_pairs=6400, item_epochs=4,
                          rerank_users=300, rerank_n=30),
         augmentation=dict(steps=100, variants=None),
-        adapters=dict(pairs=4096, epochs=3, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=1024,
+        adapters=dict(pairs=4096, epochs=3, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
+                      lora_targets=LORA_EVERY, group_pairs=1024,
                       measure_steps=10),
         serving=dict(calls=300),
         benchmark=dict(pairs=9600, epochs=3, test_users=None, valid_users=2000),
@@ -302,7 +310,8 @@ _SETTINGS = {
                          rerank_users=None,
                          rerank_n=50),
         augmentation=dict(steps=300, variants=None),
-        adapters=dict(pairs=16384, epochs=6, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=4096,
+        adapters=dict(pairs=16384, epochs=6, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
+                      lora_targets=LORA_EVERY, group_pairs=4096,
                       measure_steps=20),
         serving=dict(calls=300),
         benchmark=dict(pairs=32768, epochs=5, test_users=None, valid_users=None),

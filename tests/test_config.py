@@ -33,7 +33,9 @@ def test_smoke_profile_settings():
         fine_tuning=dict(ctr_pairs=192, ctr_epochs=1, tower_pairs=640, tower_epochs=1, item_pairs=320, item_epochs=1,
                          rerank_users=20, rerank_n=20),
         augmentation=dict(steps=4, variants=("none", "all")),
-        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, group_pairs=64, measure_steps=2),
+        adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
+                      lora_targets=("query", "key", "value", "attention_output", "intermediate", "output"),
+                      group_pairs=64, measure_steps=2),
         serving=dict(calls=40),
         benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
         transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
@@ -224,3 +226,11 @@ def test_a_folder_variable_naming_a_file_says_so(monkeypatch, tmp_path, variable
     assert a_file.read_text() == "not a folder"
     if variable == "COLDSTART_DATA_DIR":   # naming the folder, for another error's message, never raises
         assert config.data_dir(create=False) == a_file / "sub"
+
+
+def test_lora_targets_of_every_profile_are_projections_add_lora_knows():
+    from coldstart.models import peft
+
+    assert config.LORA_EVERY == tuple(peft.LORA_TARGETS)   # every projection of a layer, in the layer's order
+    for name in PROFILES:
+        assert set(get_profile(name).adapters.lora_targets) <= set(peft.LORA_TARGETS)

@@ -289,3 +289,29 @@ def test_a_lora_file_brings_back_what_trained_only_with_the_biases_frozen(tmp_pa
         reloaded.load_lora_weights(path)
         differ = [a.path for a, b in zip(trained.weights, reloaded.weights) if not np.array_equal(a.numpy(), b.numpy())]
         assert bool(differ) == lost and all(p.endswith("/bias") for p in differ)
+
+
+@hub_installed
+def test_lora_on_every_projection_matches_the_course_targets_and_round_trips(tmp_path):
+    """``targets`` takes the course's names (``peft.LORA_TARGETS``); the feed-forward projections are
+    plain ``Dense`` layers, so their factors are ``A`` (d_in, r) and ``B`` (r, d_out) as in the course's layer."""
+    from coldstart.models import peft
+
+    assert set(K3.LORA_LAYER_NAMES) == set(peft.LORA_TARGETS)
+    every = tuple(K3.LORA_LAYER_NAMES)
+    trained, reloaded = _tiny_backbone(), _tiny_backbone()
+    for model in (trained, reloaded):
+        K3.enable_lora(model, 2, targets=every)
+    # one layer, hidden 8 = 2 heads x 4, feed-forward 16: q, k, v (8, 2, 4) -> A 8*2*2 + B 2*4; attention
+    # output (2, 4, 8) -> A 2*4*2 + B 2*8; intermediate (8, 16) -> 8*2 + 2*16; output (16, 8) -> 16*2 + 2*8
+    expected = 3 * (32 + 8) + (16 + 16) + (16 + 32) + (32 + 16)
+    assert K3.lora_weight_count(trained, 2, targets=every, bias=False) == expected == K3.trainable_count(trained)
+    assert K3.lora_weight_count(trained, 2, bias=False) == 2 * (32 + 8)     # the default: query and value
+    for w in trained.trainable_weights:
+        w.assign(w.numpy() + 0.1)
+    path = str(tmp_path / "every.lora.h5")
+    trained.save_lora_weights(path)
+    reloaded.load_lora_weights(path)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(trained.weights, reloaded.weights))
+    with pytest.raises(ValueError, match="unknown LoRA targets"):
+        K3.enable_lora(_tiny_backbone(), 2, targets=("ffn",))

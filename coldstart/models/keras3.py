@@ -214,15 +214,30 @@ def freeze_embeddings(backbone) -> None:
         backbone.get_layer(name).trainable = False
 
 
+# The course's LoRA target names (``peft.LORA_TARGETS``) -> the names of KerasHub's BERT layers
+LORA_LAYER_NAMES = {"query": "query", "key": "key", "value": "value", "attention_output": "attention_output",
+                    "intermediate": "feedforward_intermediate_dense", "output": "feedforward_output_dense"}
+
+
+def _layer_names(targets: Sequence[str]) -> list:
+    if isinstance(targets, str):
+        targets = (targets,)
+    unknown = [t for t in targets if t not in LORA_LAYER_NAMES]
+    if unknown or not targets:
+        raise ValueError(f"unknown LoRA targets {unknown or list(targets)}: choose from {', '.join(LORA_LAYER_NAMES)}")
+    return [LORA_LAYER_NAMES[t] for t in dict.fromkeys(targets)]
+
+
 def lora_weight_count(backbone, rank: int, targets: Sequence[str] = ("query", "value"), bias: bool = True) -> int:
-    """The weights ``backbone.enable_lora(rank)`` leaves trainable, from the layers' shapes: per
-    projection named in ``targets``, ``A`` of shape ``kernel.shape[:-1] + (rank,)``, ``B`` of shape
-    ``(rank, kernel.shape[-1])`` (Keras 3's ``EinsumDense.enable_lora``) and, with ``bias``, the bias,
-    which KerasHub leaves trainable. A BERT projection's kernel is (hidden, heads, head size), so
-    ``A`` is per head."""
+    """The weights ``enable_lora(backbone, rank, targets)`` leaves trainable, from the layers' shapes:
+    per projection named in ``targets`` (the course's names, as ``peft.add_lora`` takes them), ``A`` of
+    shape ``kernel.shape[:-1] + (rank,)``, ``B`` of shape ``(rank, kernel.shape[-1])`` (Keras 3's
+    ``enable_lora``) and, with ``bias``, the bias, which KerasHub leaves trainable. A BERT attention
+    projection's kernel is (hidden, heads, head size), so ``A`` is per head there."""
+    names = set(_layer_names(targets))
     total = 0
     for layer in backbone._flatten_layers(include_self=False):
-        if layer.name in targets and hasattr(layer, "enable_lora") and layer.weights:
+        if layer.name in names and hasattr(layer, "enable_lora") and layer.weights:
             shape = tuple(layer.kernel.shape)
             total += int(np.prod(shape[:-1])) * rank + rank * shape[-1]
             if bias and getattr(layer, "bias", None) is not None:
@@ -230,13 +245,15 @@ def lora_weight_count(backbone, rank: int, targets: Sequence[str] = ("query", "v
     return total
 
 
-def enable_lora(backbone, rank: int, train_bias: bool = False) -> None:
-    """``backbone.enable_lora(rank)``, with the LoRA projections' biases frozen unless ``train_bias``.
+def enable_lora(backbone, rank: int, targets: Sequence[str] = ("query", "value"), train_bias: bool = False) -> None:
+    """``backbone.enable_lora(rank, target_layer_names=...)`` on the projections named in ``targets``
+    (the course's names: KerasHub's default is query and value), with their biases frozen unless
+    ``train_bias``.
 
     KerasHub's ``enable_lora`` leaves those biases trainable, but its ``save_lora_weights`` writes
     only the low-rank factors: a model trained that way and reloaded from its LoRA file has lost what
     the biases learned (a test shows it). Frozen, the file holds everything that trained."""
-    backbone.enable_lora(rank)
+    backbone.enable_lora(rank, target_layer_names=_layer_names(targets))
     if not train_bias:
         for layer in backbone._flatten_layers(include_self=False):
             if getattr(layer, "lora_enabled", False) and getattr(layer, "bias", None) is not None:
