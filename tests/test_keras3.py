@@ -315,3 +315,32 @@ def test_lora_on_every_projection_matches_the_course_targets_and_round_trips(tmp
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(trained.weights, reloaded.weights))
     with pytest.raises(ValueError, match="unknown LoRA targets"):
         K3.enable_lora(_tiny_backbone(), 2, targets=("ffn",))
+
+
+@hub_installed
+def test_load_lora_restores_the_saved_layers_and_refuses_a_backbone_enabled_on_others(tmp_path):
+    """KerasHub's load_lora_weights loads only the layers enable_lora was called on, silently; K3.load_lora
+    enables a bare backbone on the file's layers and refuses one enabled on fewer."""
+    every = tuple(K3.LORA_LAYER_NAMES)
+    trained = _tiny_backbone()
+    K3.enable_lora(trained, 2, targets=every)
+    for w in trained.trainable_weights:
+        w.assign(w.numpy() + 0.1)
+    path = tmp_path / "every.lora.h5"
+    trained.save_lora_weights(str(path))
+
+    bare = _tiny_backbone()
+    assert K3.load_lora(bare, path) == list(every)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(trained.weights, bare.weights))
+    assert K3.trainable_count(bare) == K3.trainable_count(trained)
+
+    fewer = _tiny_backbone()
+    K3.enable_lora(fewer, 2)                       # query and value only: KerasHub would load 2 of 6 layers
+    with pytest.raises(ValueError, match="adapts 6 layers .* this backbone 2"):
+        K3.load_lora(fewer, path)
+    with pytest.raises(ValueError, match="holds rank 2, not rank 4"):
+        K3.load_lora(_tiny_backbone(), path, rank=4)
+    junk = tmp_path / "junk.lora.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="not a KerasHub LoRA file"):
+        K3.load_lora(_tiny_backbone(), junk)

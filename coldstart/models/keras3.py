@@ -15,7 +15,8 @@ id) into a Keras 3 ``BertBackbone``; this module puts the course's pieces on it:
   (Keras 3's own ``train_step`` calls it, so the model runs on any backend);
 * :func:`freeze_embeddings` -- what ``body.bert.embeddings.trainable = False`` does in notebook 03;
 * :func:`enable_lora` -- KerasHub's ``enable_lora`` with the projections' biases frozen, so its LoRA
-  file holds everything that trained; :func:`lora_weight_count` counts from the shapes.
+  file holds everything that trained; :func:`lora_weight_count` counts from the shapes;
+  :func:`load_lora` reloads that file on exactly the layers it was saved from.
 
 The evaluation harness sees a model only through its catalog vectors: ``encode(...)`` gives them, and
 :class:`~coldstart.models.baselines.TextSimilarity` or the course's ``fair_text_retriever`` score with
@@ -258,6 +259,47 @@ def enable_lora(backbone, rank: int, targets: Sequence[str] = ("query", "value")
         for layer in backbone._flatten_layers(include_self=False):
             if getattr(layer, "lora_enabled", False) and getattr(layer, "bias", None) is not None:
                 layer.bias.trainable = False
+
+
+def _lora_file(path) -> tuple:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return int(np.asarray(f["lora/vars/rank"])), sorted(int(k) for k in f["lora"] if k.isdigit())
+    except (OSError, KeyError) as error:
+        raise ValueError(f"{path} is not a KerasHub LoRA file ({error}): write one with "
+                         "backbone.save_lora_weights(...)") from None
+
+
+def load_lora(backbone, path, rank: Optional[int] = None) -> list:
+    """Load a KerasHub LoRA file (``backbone.save_lora_weights``) into ``backbone``, on exactly the
+    layers it was saved from, and return their targets in the course's names.
+
+    KerasHub's ``load_lora_weights`` loads the layers on which ``enable_lora`` was called and ignores
+    the rest of the file, so a backbone enabled on fewer projections than the file holds loads without
+    a word and computes another model. Here a backbone without LoRA is enabled on the file's layers
+    (biases frozen, as :func:`enable_lora` does), and one enabled on other layers is refused."""
+    path = str(path)
+    file_rank, saved = _lora_file(path)
+    if rank is not None and rank != file_rank:
+        raise ValueError(f"{path} holds rank {file_rank}, not rank {rank}")
+    layers = [layer for layer in backbone._flatten_layers(include_self=False) if layer.weights]
+    course_name = {v: k for k, v in LORA_LAYER_NAMES.items()}
+    names = [layers[i].name if i < len(layers) else None for i in saved]
+    if not saved or any(n not in course_name for n in names):
+        raise ValueError(f"{path} was saved from another architecture: its layers {saved} are not the "
+                         "LoRA projections of this backbone")
+    targets = [t for t in LORA_LAYER_NAMES if LORA_LAYER_NAMES[t] in names]
+    if not getattr(backbone, "_lora_enabled_layers", None):
+        enable_lora(backbone, file_rank, targets)
+    enabled = sorted(backbone._lora_enabled_layers)
+    if enabled != saved:
+        raise ValueError(f"{path} adapts {len(saved)} layers ({', '.join(targets)}), this backbone "
+                         f"{len(enabled)}: call K3.enable_lora with the targets it was trained with, "
+                         "or load into a backbone without LoRA")
+    backbone.load_lora_weights(path)
+    return targets
 
 
 def trainable_count(model) -> int:
