@@ -1,0 +1,355 @@
+"""Experiments behind docs/design-notes.md, "Open: what the fine-tuned text adds beside the ID part".
+
+Validation protocol only, cpu profile. Run from the repository root with the course's environment
+(``COLDSTART_DATA_FILE`` / ``COLDSTART_MODELS_DIR`` as for the tests); results go to ``$OUT`` (default
+``/tmp/coldstart-text-tower``). A ``sim-`` prefix runs a mode on the validation split with 7% of the
+known products' training rows removed (simulated launches; outputs under ``$OUT/sim``).
+
+    python docs/experiments/text_tower.py base               # TF-IDF and zero-shot, text alone and retriever
+    python docs/experiments/text_tower.py train base 8       # the taught tower, vectors after each epoch
+    python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
+    python docs/experiments/text_tower.py assess base-e4 hard-e4
+    python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
+    python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
+    python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
+
+An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+import coldstart
+from coldstart import evaluation as E
+from coldstart import training
+from coldstart.data import protocol, tfidf_vectors
+from coldstart.models import ItemRegression, TwoTower, encode, load_encoder
+from coldstart.models import baselines as B
+from coldstart.models.retrieval import Retriever
+from coldstart.training import pairs
+
+PROFILE = coldstart.get_profile("cpu")
+coldstart.set_seed(42)
+tf = coldstart.import_tensorflow()
+valid = protocol.load_or_make("validation")
+ID_CHOICE = {"customers": True, "lam": 300.0, "dropout": 0.9}
+val_id = ItemRegression.for_split(valid, **ID_CHOICE)
+texts = np.array(valid.texts())
+tokenizer, _ = load_encoder(PROFILE.encoder.model_name)
+OUT = os.environ.get("OUT", "/tmp/coldstart-text-tower")
+
+
+def vecs(enc):
+    return encode(
+        list(texts),
+        tokenizer,
+        enc,
+        max_len=PROFILE.encoder.max_len,
+        batch_size=PROFILE.encoder.batch_size,
+        progress=False,
+    )
+
+
+def ndcg_and_cold(rec):
+    t = E.evaluate(rec, valid, segments=["k=1", "k=3", "k=5", "cold-items"], n_boot=0).table
+    row = t.query("metric == 'ndcg@10' and segment != 'cold-items'").set_index("segment")["value"].to_dict()
+    return {**row, "cold r@20": t.query("metric == 'recall@20' and segment == 'cold-items'")["value"].iloc[0]}
+
+
+def assess(name, v):
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    row = {f"text {k}": x for k, x in ndcg_and_cold(text).items()}
+    recipe, grid = training.tune_retriever(valid, text, val_id)
+    ret = Retriever(text, val_id, is_new=valid.new_items, no_text="zero", **recipe)
+    row.update({f"ret {k}": x for k, x in ndcg_and_cold(ret).items()})
+    row.update(soft=soft, **recipe)
+    print(name, {k: (round(x, 4) if isinstance(x, float) else x) for k, x in row.items()}, flush=True)
+    return row
+
+
+def train(
+    tag,
+    epochs=4,
+    n_pairs=PROFILE.fine_tuning.item_pairs,
+    lr=PROFILE.training.learning_rate,
+    freeze_emb=True,
+    temperature=0.05,
+):
+    data, steps = pairs.item_pair_dataset(
+        val_id.B, texts, tokenizer, n_pairs, epochs, PROFILE.training.batch_size, item_len=PROFILE.encoder.max_len
+    )
+    _, body = load_encoder(PROFILE.encoder.model_name)
+    if freeze_emb:
+        body.bert.embeddings.trainable = False
+    model = TwoTower(body, temperature=temperature)
+    model.compile(optimizer=training.FusedAdam(training.warmup_schedule(lr, max(1, steps * epochs // 10))))
+    t = [time.perf_counter()]
+
+    def save(e, logs):
+        body.save_pretrained(f"{OUT}/{tag}-e{e + 1}")
+        np.save(f"{OUT}/{tag}-e{e + 1}.npy", vecs(body))
+        print(f"{tag} epoch {e + 1}: loss {logs['loss']:.4f}, {time.perf_counter() - t[0]:.0f} s", flush=True)
+        t[0] = time.perf_counter()
+
+    model.fit(
+        data,
+        steps_per_epoch=steps,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=save)],
+    )
+
+
+class HardTwoTower(TwoTower):
+    """In-batch softmax over the batch's positives and one hard negative per pair."""
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            users = self.embed(batch["context_ids"], True)
+            cand = tf.concat([self.embed(batch["item_ids"], True), self.embed(batch["neg_ids"], True)], 0)
+            logits = tf.matmul(users, cand, transpose_b=True) / self.temperature
+            n = tf.shape(users)[0]
+            cand_item = tf.concat([batch["item"], batch["neg_item"]], 0)
+            same = tf.equal(batch["item"][:, None], cand_item[None, :]) | tf.equal(
+                batch["context_item"][:, None], cand_item[None, :]
+            )
+            diag = tf.concat([tf.eye(n, dtype=tf.bool), tf.zeros((n, n), tf.bool)], 1)
+            logits = tf.where(same & ~diag, -1e9, logits)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
+def hard_negatives(anchors, seed, pool=30):
+    """Per anchor: one of its TF-IDF nearest known items that the ID part does not weight positively."""
+    rng = np.random.default_rng(1000 + seed)
+    known = np.asarray(val_id.B).any(axis=1)
+    out = np.empty(len(anchors), np.int64)
+    S = HARD_SIM
+    for j, a in enumerate(anchors):
+        order = np.argsort(-S[a])[1 : pool + 1]
+        ok = [h for h in order if known[h] and val_id.B[a, h] <= 0 and h != a]
+        out[j] = rng.choice(ok) if ok else rng.choice(np.flatnonzero(known))
+    return out
+
+
+HARD_SIM = None
+
+
+def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate):
+    global HARD_SIM
+    tv = tfidf_vectors(valid.texts())
+    HARD_SIM = np.asarray((tv @ tv.T).todense()) if hasattr(tv, "todense") else tv @ tv.T
+    from coldstart.training.pipeline import bucketed_dataset
+
+    feats = {"context_ids": [], "item_ids": [], "neg_ids": [], "item": [], "neg_item": [], "context_item": []}
+    for epoch in range(epochs):
+        anchors, positives = pairs.teacher_pairs(val_id.B, n_pairs, seed=epoch)
+        negs = hard_negatives(anchors, epoch)
+        def tok(idx):
+            return tokenizer(list(texts[idx]), truncation=True, max_length=PROFILE.encoder.max_len)["input_ids"]
+        feats["context_ids"] += tok(anchors)
+        feats["item_ids"] += tok(positives)
+        feats["neg_ids"] += tok(negs)
+        feats["item"].append(positives.astype(np.int32))
+        feats["neg_item"].append(negs.astype(np.int32))
+        feats["context_item"].append(anchors.astype(np.int32))
+    for k in ("item", "neg_item", "context_item"):
+        feats[k] = np.concatenate(feats[k])
+    data = bucketed_dataset(
+        feats, np.array([len(x) for x in feats["context_ids"]]), PROFILE.training.batch_size
+    ).repeat()
+    steps = n_pairs // PROFILE.training.batch_size
+    _, body = load_encoder(PROFILE.encoder.model_name)
+    body.bert.embeddings.trainable = False
+    model = HardTwoTower(body, temperature=0.05)
+    model.compile(optimizer=training.FusedAdam(training.warmup_schedule(lr, max(1, steps * epochs // 10))))
+    fit_saving(model, body, tag, data, steps, epochs)
+
+
+def fit_saving(model, body, tag, data, steps, epochs):
+    t = [time.perf_counter()]
+
+    def save(e, logs):
+        body.save_pretrained(f"{OUT}/{tag}-e{e + 1}")
+        np.save(f"{OUT}/{tag}-e{e + 1}.npy", vecs(body))
+        print(f"{tag} epoch {e + 1}: loss {logs['loss']:.4f}, {time.perf_counter() - t[0]:.0f} s", flush=True)
+        t[0] = time.perf_counter()
+
+    model.fit(
+        data,
+        steps_per_epoch=steps,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=save)],
+    )
+
+
+class Sum:
+    def __init__(self, a, b, w):
+        self.a, self.b, self.w = a, b, w
+
+    def score(self, cases):
+        return np.nan_to_num(self.a.score(cases), neginf=0.0) + self.w * np.nan_to_num(self.b.score(cases), neginf=0.0)
+
+
+def assess3(name, v, ws=(0.0, 0.25, 0.5, 1.0, 2.0)):
+    """ID + w_text * (TF-IDF + w2 * text of v): does v add to TF-IDF beside the ID part?"""
+    tf_v = tfidf_vectors(valid.texts())
+    tfidf = B.TextSimilarity(tf_v, softness=training.tune_softness(valid, tf_v)[0])
+    other = B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0])
+    rows = {}
+    for w2 in ws:
+        text = Sum(tfidf, other, w2)
+        recipe, grid = training.tune_retriever(valid, text, val_id)
+        ret = Retriever(text, val_id, is_new=valid.new_items, no_text="zero", **recipe)
+        rows[w2] = {**ndcg_and_cold(ret), **recipe}
+        print(name, w2, {k: round(x, 4) for k, x in rows[w2].items()}, flush=True)
+    return rows
+
+
+def imputed_B(B, V, is_new, m=20, t=0.05, gamma=1.0):
+    """New items borrow the rows and columns of B of their m text-nearest known items (softmax weights at t)."""
+    import scipy.sparse as sp
+
+    new = np.flatnonzero(is_new)
+    known = np.flatnonzero(~is_new & (np.abs(B).sum(axis=1) > 0))
+    S = V[new] @ V[known].T
+    S = S.toarray() if sp.issparse(S) else np.asarray(S)
+    top = np.argpartition(-S, m, axis=1)[:, :m]
+    st = np.take_along_axis(S, top, axis=1) / t
+    w = np.exp(st - st.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    W = np.zeros((len(new), len(known)), np.float32)
+    np.put_along_axis(W, top, w.astype(np.float32), axis=1)
+    B2 = np.array(B, dtype=np.float32, copy=True)
+    Bk = B2[known]
+    B2[np.ix_(new, np.arange(B.shape[1]))] = gamma * (W @ Bk)
+    B2[:, new] = gamma * (B2[:, known] @ W.T)
+    B2[np.ix_(new, new)] = 0.0
+    return B2
+
+
+def assess_imputed(name, v, grid=((10, 0.05, 1.0), (30, 0.05, 1.0), (30, 0.1, 1.0), (30, 0.05, 0.5))):
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    is_new = np.asarray(valid.new_items, bool)
+    rows = {}
+    for m, t, g in grid:
+        idp = ItemRegression.from_matrix(imputed_B(val_id.B, v, is_new, m, t, g))
+        row = {f"id {k}": x for k, x in ndcg_and_cold(idp).items()}
+        recipe, _ = training.tune_retriever(valid, text, idp)
+        ret = Retriever(text, idp, is_new=valid.new_items, no_text="zero", **recipe)
+        row.update({f"ret {k}": x for k, x in ndcg_and_cold(ret).items()}, **recipe)
+        rows[f"m{m} t{t} g{g}"] = row
+        print(name, m, t, g, {k: round(float(x), 4) for k, x in row.items()}, flush=True)
+    return rows
+
+
+HIDDEN = None
+
+
+def neighbour_recall(v, full_B, hidden, known, top_true=10, top_text=50):
+    """For each hidden item: share of its 10 strongest co-purchase neighbours (full-data B, among known
+    items) found among its 50 text-nearest known items."""
+    import scipy.sparse as sp
+
+    S = v[hidden] @ v[known].T
+    S = S.toarray() if sp.issparse(S) else np.asarray(S)
+    near = np.argpartition(-S, top_text, axis=1)[:, :top_text]
+    Bt = np.asarray(full_B)[np.ix_(hidden, known)]
+    rec = []
+    for r in range(len(hidden)):
+        if (Bt[r] > 0).sum() < top_true:
+            continue
+        true = np.argpartition(-Bt[r], top_true)[:top_true]
+        rec.append(len(set(true) & set(near[r])) / top_true)
+    return float(np.mean(rec)), len(rec)
+
+
+def simulate_cold(frac=0.07, seed=0):
+    """valid with a random frac of its known items' training rows removed: new products for every model."""
+    global valid, val_id
+    known = valid.catalog.index[valid.catalog["train_customers"].to_numpy() > 0]
+    hidden = np.random.default_rng(seed).choice(np.asarray(known), size=int(frac * len(known)), replace=False)
+    global HIDDEN, FULL_B
+    HIDDEN, FULL_B = hidden, val_id.B
+    valid = valid.with_train(valid.train[~valid.train["item"].isin(set(hidden))])
+    val_id = ItemRegression.for_split(valid, **ID_CHOICE)
+    new = np.asarray(valid.new_items, bool)
+    for seg in ["k=1", "k=3", "k=5"]:
+        g = valid.segment(seg)
+        T = g.targets.tocsr()
+        share = np.mean([new[T.indices[T.indptr[i] : T.indptr[i + 1]]].mean() for i in range(T.shape[0])])
+        ctx = np.mean([new[np.asarray(list(c), dtype=np.int64)].any() for c in g.context])
+        print(f"simulated cold {seg}: share of new targets {share:.3f}, contexts with a new item {ctx:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    what = sys.argv[1]
+    if what.startswith("sim-"):
+        simulate_cold()
+        what = what[4:]
+        OUT = OUT + "/sim"
+        os.makedirs(OUT, exist_ok=True)
+    if what == "train":
+        train(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
+    elif what == "base":
+        _, pre = load_encoder(PROFILE.encoder.model_name)
+        np.save(f"{OUT}/zero-shot.npy", vecs(pre))
+        rows = {
+            "tfidf": assess("tfidf", tfidf_vectors(valid.texts())),
+            "zero-shot": assess("zero-shot", np.load(f"{OUT}/zero-shot.npy")),
+        }
+        print(ndcg_and_cold(val_id), "id part alone", flush=True)
+        pd.DataFrame(rows).T.to_csv(f"{OUT}/base.csv")
+    elif what == "assess":
+        rows = {n: assess(n, np.load(f"{OUT}/{n}.npy")) for n in sys.argv[2:]}
+        pd.DataFrame(rows).T.to_csv(f"{OUT}/assess-{int(time.time())}.csv")
+    elif what == "hard":
+        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
+    elif what == "nrecall":
+        pos = {c: i for i, c in enumerate(valid.catalog.index)}
+        hidden = np.array(sorted(pos[c] for c in HIDDEN))
+        known = np.flatnonzero(~np.asarray(valid.new_items, bool))
+        for n in sys.argv[2:]:
+            v = (
+                tfidf_vectors(valid.texts())
+                if n == "tfidf"
+                else np.load(f"{OUT}/{n}.npy")
+                if os.path.exists(f"{OUT}/{n}.npy")
+                else np.load(f"{OUT}/../{n}.npy")
+            )
+            print(
+                n,
+                "neighbour recall of hidden items (10 in 50):",
+                neighbour_recall(v, FULL_B, hidden, known),
+                flush=True,
+            )
+    elif what == "impute":
+        for n in sys.argv[2:]:
+            v = tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
+            pd.DataFrame(assess_imputed(n, v)).T.to_csv(f"{OUT}/impute-{n}.csv")
+    elif what == "three":
+        for n in sys.argv[2:]:
+            pd.DataFrame(assess3(n, np.load(f"{OUT}/{n}.npy"))).T.to_csv(f"{OUT}/three-{n}.csv")
+    elif what == "wise":
+        tag = sys.argv[2]
+        _, pre = load_encoder(PROFILE.encoder.model_name)
+        _, ft = load_encoder(f"{OUT}/{tag}", tokenizer=tokenizer)
+        w0 = [w.numpy() for w in pre.weights]
+        w1 = [w.numpy() for w in ft.weights]
+        rows = {}
+        for a in [float(x) for x in sys.argv[3:]]:
+            pre.set_weights([(1 - a) * x + a * y for x, y in zip(w0, w1)])
+            v = vecs(pre)
+            np.save(f"{OUT}/{tag}-wise{a}.npy", v)
+            rows[a] = assess(f"{tag} wise {a}", v)
+        pd.DataFrame(rows).T.to_csv(f"{OUT}/wise-{tag}.csv")
