@@ -353,3 +353,72 @@ if __name__ == "__main__":
             np.save(f"{OUT}/{tag}-wise{a}.npy", v)
             rows[a] = assess(f"{tag} wise {a}", v)
         pd.DataFrame(rows).T.to_csv(f"{OUT}/wise-{tag}.csv")
+
+
+class AdaptiveRetriever:
+    """ID + (w0 + w1 * share of the context the ID part does not know) * text + beta * [new]."""
+
+    def __init__(self, text, id_part, is_new, w0, w1, beta):
+        self.text, self.id_part, self.w0, self.w1, self.beta = text, id_part, w0, w1, beta
+        self.is_new = np.asarray(is_new, np.float32)
+
+    def score(self, cases):
+        text = np.nan_to_num(self.text.score(cases), neginf=0.0)
+        share = np.array([self.is_new[np.asarray(list(c), dtype=np.int64)].mean() for c in cases.context], np.float32)
+        w = (self.w0 + self.w1 * share)[:, None]
+        return (self.id_part.score(cases) + w * text + self.beta * self.is_new[None, :]).astype(np.float32)
+
+
+def blind_users(split):
+    """Per segment k=1,3,5: mask of users whose context holds an item the ID part does not know."""
+    new = np.asarray(split.new_items, bool)
+    return {s: np.array([new[np.asarray(list(c), dtype=np.int64)].any() for c in split.segment(s).context])
+            for s in ["k=1", "k=3", "k=5"]}
+
+
+def assess_adaptive(name, v, w0s=(0.0, 0.01, 0.02, 0.05), w1s=(0.0, 0.05, 0.1, 0.2, 0.5, 1.0), betas=(0.0, 0.001, 0.003)):
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    is_new = np.asarray(valid.new_items, bool)
+    best = (-1, None)
+    for w0 in w0s:
+        for w1 in w1s:
+            for b in betas:
+                m = E.mean_ndcg(AdaptiveRetriever(text, val_id, is_new, w0, w1, b), valid)
+                if m > best[0]:
+                    best = (m, (w0, w1, b))
+    w0, w1, b = best[1]
+    row = ndcg_and_cold(AdaptiveRetriever(text, val_id, is_new, w0, w1, b))
+    # text alone and the retriever on the users whose context the ID part is partly blind to
+    blind = blind_users(valid)
+    per_user = {}
+    for label, rec in (("text", text), ("ret", AdaptiveRetriever(text, val_id, is_new, w0, w1, b))):
+        for s, mask in blind.items():
+            seg = valid.segment(s)
+            scores = rec.score(seg.batch()) if hasattr(seg, "batch") else None
+            per_user[f"{label} blind {s}"] = _ndcg_rows(scores, seg)[mask].mean() if scores is not None else np.nan
+    print(name, {k: round(float(x), 4) for k, x in {**row, **per_user}.items()}, "w0 w1 beta", best[1], flush=True)
+    return {**row, **per_user, "w0": w0, "w1": w1, "beta": b}
+
+
+def _ndcg_rows(scores, seg):
+    from coldstart.evaluation import metrics as M
+
+    scores = np.array(scores, dtype=np.float64)
+    for r, c in enumerate(seg.context):
+        scores[r, list(c)] = -np.inf
+    top = M.topk_items(scores, 10)
+    T = seg.targets.tocsr()
+    out = []
+    for r in range(len(top)):
+        t = set(T.indices[T.indptr[r]:T.indptr[r + 1]])
+        gains = [1.0 / np.log2(i + 2) for i, item in enumerate(top[r]) if item in t]
+        ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(t), 10)))
+        out.append(sum(gains) / ideal if ideal else 0.0)
+    return np.array(out)
+
+
+if __name__ == "__main__" and what == "adaptive":
+    for n in sys.argv[2:]:
+        v = tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
+        assess_adaptive(n, v)
