@@ -503,3 +503,30 @@ def test_catalog_statistics_come_from_training_rows_only(tiny_split):
         if col in cat.columns:  # dropping the column is a fix too
             want = values.reindex(cat.index).fillna(0).astype(int).tolist()
             assert cat[col].astype(int).tolist() == want, col
+
+
+def test_with_launches_hides_a_share_of_the_bought_products_and_keeps_the_cases(tiny_split):
+    bought = set(tiny_split.item_ids[~tiny_split.new_items])
+    launched = tiny_split.with_launches(0.5, seed=3)
+    hidden = bought - set(launched.item_ids[~launched.new_items])
+    assert len(hidden) == round(0.5 * len(bought)) and hidden <= bought
+    assert not launched.train["item"].isin(hidden).any()                       # no training row left
+    kept = tiny_split.train[~tiny_split.train["item"].isin(hidden)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(launched.train, kept)                         # and every other row kept
+    pd.testing.assert_frame_equal(launched.cases, tiny_split.cases)
+    assert launched.catalog.index.equals(tiny_split.catalog.index)
+    again = tiny_split.with_launches(0.5, seed=3)
+    assert set(again.item_ids[again.new_items]) == set(launched.item_ids[launched.new_items])
+    assert tiny_split.with_launches(0.0).train.equals(tiny_split.train.reset_index(drop=True))
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"share must be in \[0, 1\)"):
+            tiny_split.with_launches(bad)
+
+
+def test_simulated_launches_give_validation_the_test_share_of_new_targets(valid_split, split):
+    def new_share(s):
+        new = s.new_items
+        return np.mean([new[s.positions(t)].mean() for t in s.cases.query("segment == 'k=3'")["targets"]])
+
+    assert new_share(valid_split) < 0.5 * new_share(split)                   # the validation window launches less
+    assert abs(new_share(valid_split.with_launches(0.07)) - new_share(split)) < 0.03

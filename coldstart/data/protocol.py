@@ -232,6 +232,22 @@ class ColdStartSplit:
         catalog["train_invoices"] = item_counts(train, catalog.index, "invoice")
         return dataclasses.replace(self, train=train, catalog=catalog)
 
+    def with_launches(self, share: float, seed: int = 0) -> "ColdStartSplit":
+        """A copy in which a random ``share`` of the products bought before the cutoff lose their
+        training rows (:meth:`with_train`): simulated launches. The cases are unchanged, so those
+        products' sales in the window become sales of new products, for every model alike.
+
+        The test period of this data launches more products than the validation window (a third of
+        the test's share of new products); a validation split with simulated launches makes choices
+        where the ID part is blind as often as on the test. Products are drawn uniformly from those
+        with training rows, in catalog order, with ``seed``."""
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"share must be in [0, 1): the fraction of the products bought before the cutoff "
+                             f"to treat as launched after it, got {share!r}")
+        bought = self.item_ids[self.catalog["train_customers"].to_numpy() > 0]
+        launched = np.random.default_rng(seed).choice(bought, size=int(round(share * len(bought))), replace=False)
+        return self.with_train(self.train[~self.train["item"].isin(set(launched))])
+
     @property
     def segment_names(self) -> list:
         """The segments this split has cases for: the standard ones in :data:`SEGMENTS` order, then
