@@ -295,9 +295,9 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     what = sys.argv[1]
     if what.startswith("sim-"):
-        simulate_cold()
+        simulate_cold(seed=int(os.environ.get("SIM_SEED", "0")))
         what = what[4:]
-        OUT = OUT + "/sim"
+        OUT = OUT + "/sim" + ("" if os.environ.get("SIM_SEED", "0") == "0" else os.environ["SIM_SEED"])
         os.makedirs(OUT, exist_ok=True)
     if what == "train":
         train(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
