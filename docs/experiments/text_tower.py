@@ -88,21 +88,7 @@ def train(
         body.bert.embeddings.trainable = False
     model = TwoTower(body, temperature=temperature)
     model.compile(optimizer=training.FusedAdam(training.warmup_schedule(lr, max(1, steps * epochs // 10))))
-    t = [time.perf_counter()]
-
-    def save(e, logs):
-        body.save_pretrained(f"{OUT}/{tag}-e{e + 1}")
-        np.save(f"{OUT}/{tag}-e{e + 1}.npy", vecs(body))
-        print(f"{tag} epoch {e + 1}: loss {logs['loss']:.4f}, {time.perf_counter() - t[0]:.0f} s", flush=True)
-        t[0] = time.perf_counter()
-
-    model.fit(
-        data,
-        steps_per_epoch=steps,
-        epochs=epochs,
-        verbose=0,
-        callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=save)],
-    )
+    fit_saving(model, body, tag, data, steps, epochs)
 
 
 class HardTwoTower(TwoTower):
@@ -152,8 +138,10 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     for epoch in range(epochs):
         anchors, positives = pairs.teacher_pairs(val_id.B, n_pairs, seed=epoch)
         negs = hard_negatives(anchors, epoch)
+
         def tok(idx):
             return tokenizer(list(texts[idx]), truncation=True, max_length=PROFILE.encoder.max_len)["input_ids"]
+
         feats["context_ids"] += tok(anchors)
         feats["item_ids"] += tok(positives)
         feats["neg_ids"] += tok(negs)
@@ -372,11 +360,15 @@ class AdaptiveRetriever:
 def blind_users(split):
     """Per segment k=1,3,5: mask of users whose context holds an item the ID part does not know."""
     new = np.asarray(split.new_items, bool)
-    return {s: np.array([new[np.asarray(list(c), dtype=np.int64)].any() for c in split.segment(s).context])
-            for s in ["k=1", "k=3", "k=5"]}
+    return {
+        s: np.array([new[np.asarray(list(c), dtype=np.int64)].any() for c in split.segment(s).context])
+        for s in ["k=1", "k=3", "k=5"]
+    }
 
 
-def assess_adaptive(name, v, w0s=(0.0, 0.01, 0.02, 0.05), w1s=(0.0, 0.05, 0.1, 0.2, 0.5, 1.0), betas=(0.0, 0.001, 0.003)):
+def assess_adaptive(
+    name, v, w0s=(0.0, 0.01, 0.02, 0.05), w1s=(0.0, 0.05, 0.1, 0.2, 0.5, 1.0), betas=(0.0, 0.001, 0.003)
+):
     soft, _ = training.tune_softness(valid, v)
     text = B.TextSimilarity(v, softness=soft)
     is_new = np.asarray(valid.new_items, bool)
@@ -411,7 +403,7 @@ def _ndcg_rows(scores, seg):
     T = seg.targets.tocsr()
     out = []
     for r in range(len(top)):
-        t = set(T.indices[T.indptr[r]:T.indptr[r + 1]])
+        t = set(T.indices[T.indptr[r] : T.indptr[r + 1]])
         gains = [1.0 / np.log2(i + 2) for i, item in enumerate(top[r]) if item in t]
         ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(t), 10)))
         out.append(sum(gains) / ideal if ideal else 0.0)
