@@ -285,9 +285,8 @@ def load_lora(backbone, path, rank: Optional[int] = None) -> list:
     if rank is not None and rank != file_rank:
         raise ValueError(f"{path} holds rank {file_rank}, not rank {rank}")
     layers = [layer for layer in backbone._flatten_layers(include_self=False) if layer.weights]
-    course_name = {v: k for k, v in LORA_LAYER_NAMES.items()}
     names = [layers[i].name if i < len(layers) else None for i in saved]
-    if not saved or any(n not in course_name for n in names):
+    if not saved or not set(names) <= set(LORA_LAYER_NAMES.values()):
         raise ValueError(f"{path} was saved from another architecture: its layers {saved} are not the "
                          "LoRA projections of this backbone")
     targets = [t for t in LORA_LAYER_NAMES if LORA_LAYER_NAMES[t] in names]
