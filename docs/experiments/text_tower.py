@@ -394,20 +394,11 @@ def assess_adaptive(
 
 
 def _ndcg_rows(scores, seg):
+    """Per-user NDCG@10 of one segment, as the harness computes it."""
     from coldstart.evaluation import metrics as M
 
-    scores = np.array(scores, dtype=np.float64)
-    for r, c in enumerate(seg.context):
-        scores[r, list(c)] = -np.inf
-    top = M.topk_items(scores, 10)
-    T = seg.targets.tocsr()
-    out = []
-    for r in range(len(top)):
-        t = set(T.indices[T.indptr[r] : T.indptr[r + 1]])
-        gains = [1.0 / np.log2(i + 2) for i, item in enumerate(top[r]) if item in t]
-        ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(t), 10)))
-        out.append(sum(gains) / ideal if ideal else 0.0)
-    return np.array(out)
+    top = M.topk_items(scores, 10, exclude=seg.exclude(scores.shape[1]))
+    return M.ranking_metrics(top, seg.targets, ks=(10,))["ndcg@10"]
 
 
 if __name__ == "__main__" and what == "adaptive":
