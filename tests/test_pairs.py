@@ -153,3 +153,45 @@ def test_item_pair_dataset_carries_both_items_and_a_fresh_draw_per_epoch():
     b = seen[0]
     for anchor, ids in zip(b["context_item"].numpy(), b["context_ids"].numpy()):
         assert (ids != 0).sum() == n_words[int(anchor)]                  # the context is the anchor's own text
+
+
+def test_hard_negatives_share_words_with_the_anchor_but_not_its_purchases():
+    B = np.array([[0, 2, -1, 0, 1],      # item 0 is bought with 1 and 4, against 2
+                  [2, 0, 0, 1, 0],
+                  [-1, 0, 0, 1, 0],
+                  [0, 1, 1, 0, 0],
+                  [1, 0, 0, 0, 0]], dtype=np.float32)
+    S = np.array([[1.0, 0.9, 0.8, 0.7, 0.1],
+                  [0.9, 1.0, 0.5, 0.2, 0.3],
+                  [0.8, 0.5, 1.0, 0.4, 0.6],
+                  [0.7, 0.2, 0.4, 1.0, 0.1],
+                  [0.1, 0.3, 0.6, 0.1, 1.0]], dtype=np.float32)
+    anchors = np.zeros(400, np.int64)
+    neg = pairs.hard_negatives(B, S, anchors, pool=3, seed=0)
+    # item 0's three nearest other items are 1, 2, 3; 1 is bought with it: 2 and 3, about equally often
+    assert set(neg) == {2, 3} and abs(np.mean(neg == 2) - 0.5) < 0.1
+    np.testing.assert_array_equal(pairs.hard_negatives(B, S, anchors, pool=3, seed=0), neg)   # seeded
+    # the one nearest (1) is bought with it: any other known item the ID part keeps apart, never 0, 1, 4
+    assert set(pairs.hard_negatives(B, S, anchors, pool=1, seed=0)) == {2, 3}
+    # an item the ID part does not know is never drawn
+    B2 = B.copy()
+    B2[3] = 0
+    assert set(pairs.hard_negatives(B2, S, anchors, pool=3, seed=0)) == {2}
+    with pytest.raises(ValueError, match="square shape"):
+        pairs.hard_negatives(B, S[:4], anchors)
+    with pytest.raises(ValueError, match="pool"):
+        pairs.hard_negatives(B, S, anchors, pool=0)
+
+
+def test_item_pair_dataset_with_hard_negatives_carries_them_with_their_text():
+    texts = ["red cake stand", "tea cup", "zinc heart", "paper chain kit"]
+    B = np.array([[0, 1, -1, 0], [1, 0, 0, 1], [-1, 0, 0, 1], [0, 1, 1, 0]], dtype=np.float32)
+    S = np.array([[1, .2, .9, .5], [.2, 1, .1, .8], [.9, .1, 1, .3], [.5, .8, .3, 1]], dtype=np.float32)
+    data, steps = pairs.item_pair_dataset(B, texts, _WordTokenizer(), n_pairs=8, epochs=2, batch_size=4,
+                                          item_len=8, negatives_from=S, pool=2)
+    n_words = {i: len(t.split()) for i, t in enumerate(texts)}
+    for b in data.take(4):
+        assert set(b) >= {"neg_ids", "neg_item"}
+        for anchor, neg, ids in zip(b["context_item"].numpy(), b["neg_item"].numpy(), b["neg_ids"].numpy()):
+            assert B[anchor, neg] <= 0 and neg != anchor              # not bought with the anchor
+            assert (ids != 0).sum() == n_words[int(neg)]              # the negative's own text

@@ -17,7 +17,8 @@ draw per epoch. :func:`history_pairs` draws the same kind of pairs from the publ
 :func:`teacher_pairs` and :func:`item_pair_dataset` are the other way notebook 03 teaches: item-to-item
 pairs whose positives come from the ID part (distillation). A text tower trained on them learns which
 *products* the purchases put together, and a new product, which the ID part cannot score, inherits
-that structure through its text.
+that structure through its text. :func:`hard_negatives` adds to each pair a product with similar words
+that the ID part does not put with the anchor.
 """
 
 from __future__ import annotations
@@ -180,12 +181,56 @@ def teacher_pairs(id_matrix: np.ndarray, n: int, seed: int = 0, neighbours: int 
     return anchors.astype(np.int64), positives.astype(np.int64)
 
 
+def hard_negatives(id_matrix: np.ndarray, similarity: np.ndarray, anchors: np.ndarray, pool: int = 30,
+                   seed: int = 0) -> np.ndarray:
+    """One hard negative per anchor: a product whose *text* is close to the anchor's but which the ID
+    part does not put with it.
+
+    ``similarity`` is an item-by-item text similarity (e.g. TF-IDF cosines). For each anchor the
+    candidates are its ``pool`` most similar other items that the ID part knows (a nonzero row of
+    ``id_matrix``) and whose weight ``id_matrix[anchor, h]`` is not positive; one is drawn uniformly.
+    An anchor without such a candidate gets a random known item that the ID part does not put with
+    it. In-batch negatives are mostly easy
+    (a cake stand against a doormat); these teach the tower that "red retrospot cake stand" and "red
+    retrospot lunch bag" are not bought together although they share words. Returns int64 positions.
+    """
+    B = np.asarray(id_matrix)
+    S = np.asarray(similarity, dtype=np.float32)
+    if S.shape != B.shape or B.shape[0] != B.shape[1]:
+        raise ValueError(f"similarity {S.shape} and id_matrix {B.shape} must be the same square shape")
+    if pool < 1:
+        raise ValueError(f"pool must be at least 1, got {pool}")
+    anchors = np.asarray(anchors, dtype=np.int64)
+    known = np.flatnonzero(B.any(axis=1))
+    if not len(known):
+        raise ValueError("the ID part's matrix is all zero: no product to draw a negative from")
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(anchors), np.int64)
+    candidates = {}
+    for j, a in enumerate(anchors):
+        if a not in candidates:
+            row = S[a].copy()
+            row[a] = -np.inf                                           # an item is not its own negative
+            nearest = np.argsort(-row, kind="stable")[:pool]
+            candidates[a] = nearest[(B[nearest].any(axis=1)) & (B[a, nearest] <= 0)]
+            if not len(candidates[a]):                                 # no near one: any the ID part keeps apart
+                apart = known[(B[a, known] <= 0) & (known != a)]
+                candidates[a] = apart if len(apart) else known
+        out[j] = rng.choice(candidates[a])
+    return out
+
+
 def item_pair_dataset(id_matrix: np.ndarray, texts, tokenizer, n_pairs: int, epochs: int, batch_size: int,
-                      item_len: int = 32, neighbours: int = 50) -> tuple:
+                      item_len: int = 32, neighbours: int = 50, negatives_from: Optional[np.ndarray] = None,
+                      pool: int = 30) -> tuple:
     """The text tower's training data from :func:`teacher_pairs`: a fresh draw of ``n_pairs`` pairs per
     epoch (epoch ``e`` draws with seed ``e``), each side one item's text cut to ``item_len`` tokens,
     length-bucketed and repeated. Each pair also carries ``context_item``, the anchor's position, so
     the loss can tell when another pair's positive is this pair's own anchor (not a negative).
+
+    With ``negatives_from``, an item-by-item text similarity, each pair also carries one hard negative
+    (:func:`hard_negatives`, ``pool`` candidates): ``neg_ids`` (its text) and ``neg_item`` (its
+    position), which :class:`~coldstart.models.TwoTower` adds to the batch's candidates.
 
     Returns ``(dataset, steps per epoch)`` for ``fit(dataset, steps_per_epoch=..., epochs=epochs)``.
     """
@@ -195,7 +240,12 @@ def item_pair_dataset(id_matrix: np.ndarray, texts, tokenizer, n_pairs: int, epo
         anchors, positives = teacher_pairs(id_matrix, n_pairs, seed=epoch, neighbours=neighbours)
         draw = tokenize_tower_pairs(list(texts[anchors]), positives, texts, tokenizer, context_len=item_len,
                                     item_len=item_len)
-        draws.append({**draw, "context_item": anchors.astype(np.int32)})
+        draw["context_item"] = anchors.astype(np.int32)
+        if negatives_from is not None:
+            negatives = hard_negatives(id_matrix, negatives_from, anchors, pool=pool, seed=1000 + epoch)
+            draw["neg_ids"] = tokenizer(list(texts[negatives]), truncation=True, max_length=item_len)["input_ids"]
+            draw["neg_item"] = negatives.astype(np.int32)
+        draws.append(draw)
     return pairs_dataset(draws, batch_size).repeat(), n_pairs // batch_size
 
 

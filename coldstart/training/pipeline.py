@@ -127,12 +127,16 @@ def pairs_dataset(draws: Sequence[dict], batch_size: int, seed: int = 0):
 
     Each draw is a dict ``{"context_ids", "item_ids", "item"}`` (e.g. one epoch's
     :func:`coldstart.training.pairs.tokenized_tower_pairs`), and optionally ``"context_item"``
-    (the item a one-item context is, :func:`coldstart.training.pairs.item_pair_dataset`); the pairs
+    (the item a one-item context is, :func:`coldstart.training.pairs.item_pair_dataset`) and
+    ``"neg_ids"`` / ``"neg_item"`` (a hard negative per pair, the same function); the pairs
     are batched by the length of their context with :func:`bucketed_dataset` (shuffled with ``seed``).
     """
     context = [ids for d in draws for ids in d["context_ids"]]
     features = {"context_ids": context, "item_ids": [ids for d in draws for ids in d["item_ids"]],
                 "item": np.concatenate([d["item"] for d in draws])}
-    if all("context_item" in d for d in draws):
-        features["context_item"] = np.concatenate([d["context_item"] for d in draws])
+    for key in ("context_item", "neg_item"):
+        if all(key in d for d in draws):
+            features[key] = np.concatenate([d[key] for d in draws])
+    if all("neg_ids" in d for d in draws):
+        features["neg_ids"] = [ids for d in draws for ids in d["neg_ids"]]
     return bucketed_dataset(features, np.array([len(x) for x in context]), batch_size, seed=seed)
