@@ -112,6 +112,41 @@ def test_two_tower_on_item_pairs_does_not_count_an_anchor_as_its_own_negative():
     assert masked[-1] < 0.3 < unmasked
 
 
+def test_two_tower_scores_hard_negatives_and_masks_a_negative_that_is_a_positive():
+    from transformers import BertConfig, TFBertModel
+
+    body = TFBertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=16, max_position_embeddings=16, hidden_dropout_prob=0.0,
+                                  attention_probs_dropout_prob=0.0))   # no dropout: the step's loss is exact
+    tf.keras.utils.set_random_seed(0)
+    model = TwoTower(body, temperature=0.1)
+    text = {i: [2, 10 + i, 3] for i in range(6)}
+    anchors, positives = np.array([0, 1, 2], np.int32), np.array([3, 4, 5], np.int32)
+    negatives = np.array([4, 0, 2], np.int32)   # pair 0's negative is pair 1's positive; pair 2's is its anchor
+    batch = {"context_ids": np.array([text[a] for a in anchors], np.int32),
+             "item_ids": np.array([text[p] for p in positives], np.int32), "item": positives,
+             "context_item": anchors, "neg_ids": np.array([text[n] for n in negatives], np.int32),
+             "neg_item": negatives}
+    logits = model(batch).numpy()
+    assert logits.shape == (3, 6)                                # the batch's positives, then the negatives
+    plain = model({k: v for k, v in batch.items() if not k.startswith("neg")}).numpy()
+    np.testing.assert_allclose(logits[:, :3], plain, rtol=1e-5, atol=1e-5)
+    # the loss train_step takes, by hand: a candidate that is my positive or my anchor is masked,
+    # except my own positive (column i)
+    cand = np.concatenate([positives, negatives])
+    masked = (positives[:, None] == cand[None]) | (anchors[:, None] == cand[None])
+    masked[np.arange(3), np.arange(3)] = False
+    assert masked[1, 3] and masked[2, 5] and not masked[0, 3]
+    z = np.where(masked, -1e9, logits.astype(np.float64))
+    expected = np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(3), np.arange(3)])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.0))         # a step that changes nothing: its loss
+    assert abs(float(model.train_step(batch)["loss"]) - expected) < 1e-4
+    # a hard negative is a real negative: the loss with it is above the loss without it
+    model.loss_tracker.reset_state()
+    without = float(model.train_step({k: v for k, v in batch.items() if not k.startswith("neg")})["loss"])
+    assert without < expected
+
+
 @pytest.mark.parametrize("kind", ["two-tower", "cross-encoder"])
 def test_training_step_is_traced_once_for_every_batch_shape(kind):
     # the optimizer's state is made in compile, so the first step creates no variables: one trace, not two

@@ -66,18 +66,23 @@ class TwoTower(tf.keras.Model):
     def call(self, batch, training=False):
         users = self.embed(batch["context_ids"], training)   # (B, d)
         items = self.embed(batch["item_ids"], training)      # (B, d): row i is user i's positive
-        return tf.matmul(users, items, transpose_b=True) / self.temperature  # (B, B) logits
+        if "neg_ids" in batch:                               # one hard negative per pair: (2B, d)
+            items = tf.concat([items, self.embed(batch["neg_ids"], training)], axis=0)
+        return tf.matmul(users, items, transpose_b=True) / self.temperature  # (B, B) or (B, 2B) logits
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: AutoGraph's rewrite of BERT only costs seconds
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             logits = self(batch, training=True)
-            n = tf.shape(logits)[0]
+            n, m = tf.shape(logits)[0], tf.shape(logits)[1]
+            candidates = batch["item"]
+            if "neg_item" in batch:
+                candidates = tf.concat([candidates, batch["neg_item"]], axis=0)
             # another user's positive that is the *same item* is not a negative: mask it out
-            same = tf.equal(batch["item"][:, None], batch["item"][None, :])
+            same = tf.equal(batch["item"][:, None], candidates[None, :])
             if "context_item" in batch:  # item-to-item pairs: my own item as another pair's positive is no negative
-                same |= tf.equal(batch["context_item"][:, None], batch["item"][None, :])
-            logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), -1e9, logits)
+                same |= tf.equal(batch["context_item"][:, None], candidates[None, :])
+            logits = tf.where(same & ~tf.eye(n, m, dtype=tf.bool), -1e9, logits)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
         # minimize, not tape.gradient: under mixed_float16 the optimizer is a LossScaleOptimizer, and
