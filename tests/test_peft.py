@@ -334,6 +334,16 @@ def test_measure_methods_gives_each_method_its_own_process(base_dir):
     assert all(r["step_seconds"] > 0 and r["peak_rss_mb"] >= r["rss_before_training_mb"] > 50 for r in results)
 
 
+def test_measure_methods_measures_the_lora_targets_it_is_given(base_dir):
+    """The LoRA whose cost is reported is the one trained: every projection, not the default two."""
+    from coldstart.config import LORA_EVERY
+
+    (lora,) = peft_memory.measure_methods(("lora",), model_name=str(base_dir), batch_size=4, seq_len=6, steps=1,
+                                          rank=2, overlap=True, lora_targets=LORA_EVERY)
+    d, f = HIDDEN, INTER
+    assert lora["trainable"] == LAYERS * 2 * (4 * (d + d) + (d + f) + (f + d))   # rank 2 x (in + out) per projection
+
+
 def test_measure_methods_reports_a_failing_or_slow_child_and_leaves_no_process(tmp_path, base_dir):
     import psutil
 

@@ -24,7 +24,7 @@ from ..models.peft import add_adapters, add_lora, freeze_base, trainable_report
 
 
 def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: int, size: int, rank: int,
-             learning_rate: float, wait: bool = False) -> dict:
+             learning_rate: float, lora_targets: Sequence[str] = ("query", "value"), wait: bool = False) -> dict:
     """The body of :func:`measure_methods`, run inside the child process. With ``wait``, the child
     prints ``READY`` after the warm-up step and times its steps only once a line arrives on stdin."""
     import resource
@@ -64,7 +64,7 @@ def _measure(kind: str, model_name: str, batch_size: int, seq_len: int, steps: i
     if kind == "adapter":
         add_adapters(encoder, size)
     elif kind == "lora":
-        add_lora(encoder, rank)
+        add_lora(encoder, rank, targets=tuple(lora_targets))
     elif kind != "full":
         raise ValueError(f"kind must be full, adapter or lora, got {kind!r}")
     if kind != "full":
@@ -161,14 +161,17 @@ class _MeasureChild:
 
 def measure_methods(kinds: Sequence[str] = TUNING_METHODS, model_name: Optional[str] = None, batch_size: int = 32,
                     seq_len: int = 32, steps: int = 10, size: int = 64, rank: int = 8, learning_rate: float = 1e-3,
-                    overlap: Optional[bool] = None, timeout: int = 900) -> list:
+                    overlap: Optional[bool] = None, timeout: int = 900,
+                    lora_targets: Sequence[str] = ("query", "value")) -> list:
     """Train the two-tower model ``steps`` steps on one fixed random batch, once per method in
     ``kinds`` (``full``, ``adapter``, ``lora``), each in a **fresh Python process**, and return one
     dict per method: the median step time and the memory, namely resident memory after the model is
     built (``rss_before_training_mb``), the peak while training (``peak_rss_mb``; on Linux the peak
     count is reset just before training, elsewhere it is the process's peak) and their difference
     (``training_extra_mb``: gradients, optimizer state, activations kept for the backward pass), plus
-    the parameter counts (and ``gpu_peak_mb`` on a GPU).
+    the parameter counts (and ``gpu_peak_mb`` on a GPU). ``lora_targets`` are the projections LoRA
+    adapts (as :func:`~coldstart.models.peft.add_lora`'s ``targets``): measure the LoRA you train, since
+    its cost grows with the projections it covers.
 
     A fresh process because memory freed by one method stays with the process (the allocator keeps
     it), so methods measured one after another in one process would share their peaks.
@@ -185,7 +188,8 @@ def measure_methods(kinds: Sequence[str] = TUNING_METHODS, model_name: Optional[
     if overlap is None:
         overlap = not import_tensorflow().config.list_physical_devices("GPU")
     args = dict(model_name=model_name or os.environ.get("COLDSTART_MODEL") or DEFAULT_MODEL, batch_size=batch_size,
-                seq_len=seq_len, steps=steps, size=size, rank=rank, learning_rate=learning_rate)
+                seq_len=seq_len, steps=steps, size=size, rank=rank, learning_rate=learning_rate,
+                lora_targets=list(lora_targets) if not isinstance(lora_targets, str) else [lora_targets])
     deadline, children, results = time.monotonic() + timeout, [], []
     try:
         if overlap:
