@@ -173,6 +173,28 @@ def test_training_step_is_traced_once_for_every_batch_shape(kind):
     assert model.train_function.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.parametrize("progress", [None, False])
+def test_encoded_context_scorer_is_silent_in_catalog_and_contexts_when_asked(progress, monkeypatch, capsys):
+    """A loop that scores many times (notebook 05 trains and scores six models) passes progress=False:
+    neither the catalog nor the contexts then print a line; by default both print one summary each."""
+    monkeypatch.setenv("COLDSTART_QUIET_PROGRESS", "1")
+    encoder, _ = _tiny_bert()
+    texts = [f"item {i}" for i in range(10)]
+    tokenizer = lambda batch, **kw: {"input_ids": [[1, 2 + len(x) % 20, 3] for x in batch]}  # noqa: E731
+    scorer = EncodedContextSimilarity.of_catalog(tokenizer, encoder, texts, batch_size=1, progress=progress)
+    scorer.batch_size = 1
+    contexts = [np.array([i]) for i in range(9)]
+    cases = Cases(context=contexts, country=np.array(["United Kingdom"] * 9, dtype=object),
+                  date=np.array(["2011-09-02"] * 9, dtype="datetime64[ns]"))
+    scores = scorer.score(cases)
+    out = capsys.readouterr().out
+    assert scores.shape == (9, 10) and np.isfinite(scores).all()
+    if progress is False:
+        assert out == ""
+    else:
+        assert "encoding the catalog: done" in out and "encoding contexts: done" in out
+
+
 def test_the_retrieval_recipe_combines_the_parts():
     contexts = {(0,): np.array([1.0, 0.0, 0.0], np.float32), (1, 2): np.array([0.0, 0.6, 0.8], np.float32)}
     text = EncodedContextSimilarity(None, None, ["a", "b", "c"], np.eye(3, dtype=np.float32), contexts=contexts)

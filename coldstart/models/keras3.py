@@ -198,14 +198,14 @@ class KerasContextSimilarity(EncodedContextSimilarity):
 
     def encode_texts(self, texts) -> np.ndarray:
         return encode(texts, self.tokenizer, self.encoder, max_len=self.context_len, batch_size=self.batch_size,
-                      desc=self.desc)
+                      progress=self.progress, desc=self.desc)
 
     @classmethod
     def of_catalog(cls, tokenizer, encoder, texts, max_len: int = 32, batch_size: int = 128,
                    progress: Optional[bool] = None, **options):
         vectors = encode(texts, tokenizer, encoder, max_len=max_len, batch_size=batch_size, progress=progress,
                          desc="encoding the catalog")
-        return cls(tokenizer, encoder, texts, vectors, batch_size=batch_size, **options)
+        return cls(tokenizer, encoder, texts, vectors, batch_size=batch_size, progress=progress, **options)
 
 
 def freeze_embeddings(backbone) -> None:

@@ -82,26 +82,30 @@ class EncodedContextSimilarity:
 
     A context with no item (nothing to encode) gets a row of ``-inf``. Encoded contexts are kept in
     :attr:`contexts` (``{context key: vector}``) and encoded only once; pass the same dict to several
-    scorers of one encoder to share them. ``context_len`` caps a context's tokens.
+    scorers of one encoder to share them. ``context_len`` caps a context's tokens. ``progress`` is
+    the progress line of every encoding call (``None``: the course's default, ``False``: silent), so a
+    loop that scores many times can stay quiet.
     """
 
     desc = "encoding contexts"
 
     def __init__(self, tokenizer, encoder, texts, item_vectors, context_len: int = 64, batch_size: int = 128,
-                 contexts: Optional[dict] = None, name: str = "two-tower-text"):
+                 contexts: Optional[dict] = None, name: str = "two-tower-text", progress: Optional[bool] = None):
         self.tokenizer, self.encoder, self.texts = tokenizer, encoder, np.asarray(list(texts), dtype=object)
         self.item_vectors = np.asarray(item_vectors, dtype=np.float32)
         self.context_len, self.batch_size, self.name = context_len, batch_size, name
         self.contexts = {} if contexts is None else contexts
+        self.progress = progress
 
     @classmethod
     def of_catalog(cls, tokenizer, encoder, texts, max_len: int = 32, batch_size: int = 128,
                    progress: Optional[bool] = None, **options):
         """The scorer over a catalog's ``texts``, encoded now (``max_len`` tokens per item, in batches
-        of ``batch_size``); ``options`` go to the constructor."""
+        of ``batch_size``); ``progress`` applies to the catalog and to the contexts encoded later;
+        ``options`` go to the constructor."""
         vectors = encode(texts, tokenizer, encoder, max_len=max_len, batch_size=batch_size, progress=progress,
                          desc="encoding the catalog")
-        return cls(tokenizer, encoder, texts, vectors, **options)
+        return cls(tokenizer, encoder, texts, vectors, progress=progress, **options)
 
     def context_key(self, context) -> tuple:
         """How a context is kept in :attr:`contexts`: its items' catalog positions."""
@@ -115,7 +119,7 @@ class EncodedContextSimilarity:
         """Context texts to normalised vectors with this scorer's encoder (a subclass may encode
         another way: :class:`coldstart.models.keras3.KerasContextSimilarity`)."""
         return encode(texts, self.tokenizer, self.encoder, max_len=self.context_len, batch_size=self.batch_size,
-                      desc=self.desc)
+                      progress=self.progress, desc=self.desc)
 
     def context_vectors(self, contexts) -> np.ndarray:
         """The encoded contexts, one row each (contexts not seen before are encoded in one call)."""
