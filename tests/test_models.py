@@ -195,6 +195,21 @@ def test_encoded_context_scorer_is_silent_in_catalog_and_contexts_when_asked(pro
         assert "encoding the catalog: done" in out and "encoding contexts: done" in out
 
 
+def test_the_benchmark_text_model_takes_progress_through_of_catalog(monkeypatch, capsys):
+    """Subclasses build through the parent's of_catalog, which passes progress to their constructor."""
+    from coldstart.models.sequential import SeqTextModel
+
+    monkeypatch.setenv("COLDSTART_QUIET_PROGRESS", "1")
+    encoder, _ = _tiny_bert()
+    texts = [f"item {i}" for i in range(10)]
+    tokenizer = lambda batch, **kw: {"input_ids": [[1, 2 + len(x) % 20, 3] for x in batch]}  # noqa: E731
+    model = SeqTextModel.of_catalog(tokenizer, encoder, texts, batch_size=1, last_m=2, progress=False)
+    model.batch_size = 1
+    scores = model.score([np.array([i, i + 1]) for i in range(8)])
+    assert scores.shape == (8, 10) and capsys.readouterr().out == ""
+    assert np.isneginf(scores[0, [0, 1]]).all()          # the history's own items are dropped
+
+
 def test_the_retrieval_recipe_combines_the_parts():
     contexts = {(0,): np.array([1.0, 0.0, 0.0], np.float32), (1, 2): np.array([0.0, 0.6, 0.8], np.float32)}
     text = EncodedContextSimilarity(None, None, ["a", "b", "c"], np.eye(3, dtype=np.float32), contexts=contexts)

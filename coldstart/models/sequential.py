@@ -131,9 +131,10 @@ class SeqTextModel(EncodedContextSimilarity):
     desc = "encoding histories"
 
     def __init__(self, tokenizer, encoder, texts, item_vectors, last_m: int = 5, context_len: int = 48,
-                 batch_size: int = 128, drop_history: bool = True, name: str = "text"):
+                 batch_size: int = 128, drop_history: bool = True, name: str = "text",
+                 progress: Optional[bool] = None):
         super().__init__(tokenizer, encoder, texts, item_vectors, context_len=context_len, batch_size=batch_size,
-                         name=name)
+                         name=name, progress=progress)
         self.last_m, self.drop_history = last_m, drop_history
 
     def context_key(self, history) -> str:
