@@ -190,9 +190,9 @@ def hard_negatives(id_matrix: np.ndarray, similarity: np.ndarray, anchors: np.nd
     candidates are its ``pool`` most similar other items that the ID part knows (a nonzero row of
     ``id_matrix``) and whose weight ``id_matrix[anchor, h]`` is not positive; one is drawn uniformly.
     An anchor without such a candidate gets a random known item that the ID part does not put with
-    it. In-batch negatives are mostly easy
-    (a cake stand against a doormat); these teach the tower that "red retrospot cake stand" and "red
-    retrospot lunch bag" are not bought together although they share words. Returns int64 positions.
+    it. In-batch negatives are mostly easy (a cake stand against a doormat); these teach the tower
+    that "red retrospot cake stand" and "red retrospot lunch bag" are not bought together although
+    they share words. Returns int64 positions.
     """
     B = np.asarray(id_matrix)
     S = np.asarray(similarity, dtype=np.float32)
