@@ -255,14 +255,28 @@ class Profile:
             new[section] = dataclasses.replace(getattr(self, section), **values)
         return dataclasses.replace(self, **new)
 
-    def describe(self, *sections: str) -> str:
-        """One line for the top of a notebook: the profile's name and the settings of ``sections``."""
-        unknown = [s for s in sections if s not in self.sections()]
-        if unknown:
-            raise TypeError(f"Profile has no section {unknown[0]!r}; its sections are {', '.join(self.sections())}")
-        parts = [f"{s}({', '.join(f'{k}={v}' for k, v in dataclasses.asdict(getattr(self, s)).items())})"
-                 for s in sections]
-        return f"profile={self.name}" + (": " + ", ".join(parts) if parts else "")
+    def describe(self, *settings: str) -> str:
+        """The top of a notebook: the profile's name, then one line per section of the settings it uses.
+
+        Each of ``settings`` is a section (``"encoder"``: all its fields) or one field of a section
+        (``"adapters.size"``), so a notebook prints what it reads and nothing else.
+        """
+        chosen: dict = {}
+        for item in settings:
+            section, _, field = item.partition(".")
+            if section not in self.sections():
+                raise TypeError(f"Profile has no section {section!r}; its sections are {', '.join(self.sections())}")
+            values = dataclasses.asdict(getattr(self, section))
+            if field and field not in values:
+                raise TypeError(f"Profile section {section!r} has no field {field!r}; "
+                                f"its fields are {', '.join(values)}")
+            fields = chosen.setdefault(section, [])
+            fields.extend(f for f in ([field] if field else values) if f not in fields)
+        lines = [f"profile={self.name}"]
+        for section, fields in chosen.items():
+            values = dataclasses.asdict(getattr(self, section))
+            lines.append(f"  {section}: " + ", ".join(f"{f}={values[f]}" for f in fields))
+        return "\n".join(lines)
 
 
 _SECTIONS = {"evaluation": Evaluation, "encoder": Encoder, "training": Training, "fine_tuning": FineTuning,

@@ -43,12 +43,21 @@ def test_smoke_profile_settings():
                     adapter_sizes=(16,), lora_ranks=(), peft_epochs=1),
     )
     assert DEFAULT_MODEL == "sentence-transformers/all-MiniLM-L6-v2"
-    line = p.describe("evaluation", "fine_tuning")
-    assert line.startswith("profile=smoke: ") and "\n" not in line and "evaluation(users=150" in line
-    assert "tower_pairs=640" in line and "encoder(" not in line   # only the sections a notebook asks for
+    text = p.describe("evaluation", "fine_tuning")
+    lines = text.splitlines()
+    assert lines[0] == "profile=smoke" and lines[1] == "  evaluation: users=150, bootstrap=200"
+    assert lines[2].startswith("  fine_tuning: ctr_pairs=192, ") and "tower_pairs=640" in lines[2]
+    assert len(lines) == 3 and "encoder" not in text   # only the sections a notebook asks for
+    # single fields, in the order asked, grouped under their section
+    assert p.describe("adapters.size", "encoder.max_len", "adapters.learning_rate").splitlines() == [
+        "profile=smoke", "  adapters: size=64, learning_rate=0.001", "  encoder: max_len=32"]
+    assert p.describe("adapters.size", "adapters") == p.describe("adapters").replace(
+        "adapters: pairs=96, epochs=1, size=64", "adapters: size=64, pairs=96, epochs=1")
     assert p.describe() == "profile=smoke"
     with pytest.raises(TypeError, match="finetuning"):
         p.describe("finetuning")   # a misspelt section
+    with pytest.raises(TypeError, match="has no field 'rank'"):
+        p.describe("adapters.rank")   # a misspelt field
 
 
 def test_full_profiles_use_all_users():

@@ -155,3 +155,27 @@ def test_notebook_04_can_run_alone_on_the_reference_files():
             assert len(data["users/k=3"]) == len(data["topk/k=3"]) > 500, name
     pairs = pd.read_csv(ROOT / "results" / "ctr_validation_pairs.csv")
     assert {"label", "probability"} <= set(pairs.columns) and len(pairs) > 100
+
+
+def _profile_fields(text: str) -> set:
+    return set(re.findall(r"PROFILE\.(\w+)\.(\w+)", text))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_print_the_settings_they_use(path):
+    """The profile printed at the top of a notebook lists exactly the settings its code reads."""
+    import dataclasses
+
+    from coldstart.config import get_profile
+
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    call = re.search(r"PROFILE\.describe\(([^)]*)\)", code)
+    assert call, f"{path.name} does not print its profile"
+    profile, printed = get_profile("smoke"), set()
+    for item in re.findall(r'"([\w.]+)"', call.group(1)):
+        section, _, field = item.partition(".")
+        fields = [field] if field else [f.name for f in dataclasses.fields(getattr(profile, section))]
+        printed |= {(section, f) for f in fields}
+    used = _profile_fields(code)
+    assert printed == used, f"{path.name}: printed, unused {sorted(printed - used)}; " \
+                            f"used, unprinted {sorted(used - printed)}"
