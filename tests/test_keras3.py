@@ -120,6 +120,17 @@ def test_ranking_callback_in_keras3_fit_keeps_the_best_weights():
     assert not all(np.allclose(a, b) for a, b in zip(saved[0], saved[1]))   # epoch 2 did move the weights
 
 
+def test_epoch_timer_in_keras3_fit():
+    import keras
+
+    timer = training.make_epoch_timer(keras=keras)
+    assert isinstance(timer, keras.callbacks.Callback)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=2, verbose=0, callbacks=[timer])
+    assert len(timer.seconds) == 2 and all(s > 0 for s in timer.seconds)
+
+
 # --- the real model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def both():

@@ -230,6 +230,28 @@ def test_ranking_callback_restores_pretrained_weights_when_training_only_hurts()
     assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), before))
 
 
+def test_epoch_timer_counts_training_not_the_callbacks_after_it():
+    import time
+
+    class Slow(tf.keras.callbacks.Callback):       # a validation pass after each epoch: 0.3 s
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.3)
+
+    class SlowBatch(tf.keras.callbacks.Callback):  # training itself: 4 steps of at least 0.05 s
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.05)
+
+    timer = training.make_epoch_timer()
+    model = _tiny_model()
+    start = time.perf_counter()
+    model.fit(np.ones((32, 2)), np.ones((32, 1)), batch_size=8, epochs=3, verbose=0,
+              callbacks=[timer, SlowBatch(), Slow()])
+    total = time.perf_counter() - start
+    assert len(timer.seconds) == 3
+    assert all(s >= 0.2 for s in timer.seconds), timer.seconds        # 4 steps of 0.05 s each, at least
+    assert sum(timer.seconds) < total - 0.85                           # the three validation sleeps are outside
+
+
 @pytest.mark.slow
 def test_two_tower_trains_under_mirrored_strategy_on_two_logical_cpus():
     code = textwrap.dedent('''

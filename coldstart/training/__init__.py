@@ -5,7 +5,7 @@ callbacks, the hardware set-up, and choices made on the validation split.
 * :mod:`~coldstart.training.augment` -- data augmentation for scarce behaviour data (notebook 05).
 * :mod:`~coldstart.training.pipeline` -- ``tf.data`` batches with length-bucketed dynamic padding.
 * :mod:`~coldstart.training.optim` -- :class:`FusedAdam` and the warm-up learning rate.
-* :mod:`~coldstart.training.callbacks` -- the validation-ranking callback (early stopping, best weights).
+* :mod:`~coldstart.training.callbacks` -- validation ranking (early stopping, best weights); an epoch timer.
 * :mod:`~coldstart.training.hardware` -- the ``tf.distribute`` strategy and the precision policy.
 * :mod:`~coldstart.training.selection` -- choices on the validation split (:func:`fair_text_retriever`).
 
@@ -13,7 +13,7 @@ Importing it does not import TensorFlow: the modules that need it import it on f
 """
 
 from .._internal.progress import keras_verbose  # noqa: F401  (notebooks call training.keras_verbose())
-from .callbacks import make_ranking_callback  # noqa: F401
+from .callbacks import make_epoch_timer, make_ranking_callback  # noqa: F401
 from .hardware import configure_precision, pick_strategy  # noqa: F401
 from .optim import warmup_schedule  # noqa: F401
 from .pairs import item_pair_dataset, tower_dataset  # noqa: F401

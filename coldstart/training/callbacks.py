@@ -3,6 +3,7 @@
 :func:`make_ranking_callback` -- evaluates the model on the validation protocol after every epoch,
 logs the metric (so Keras' ``EarlyStopping`` and ``ModelCheckpoint`` can monitor it) and keeps the
 best weights.
+:func:`make_epoch_timer` -- the training seconds of every epoch.
 """
 
 from __future__ import annotations
@@ -67,3 +68,25 @@ def make_ranking_callback(evaluate_fn: Callable[[], float], name: str = "val_ndc
                     print(f"restored the best weights: {which} ({name} = {self.best:.4f})")
 
     return RankingCallback()
+
+
+def make_epoch_timer(keras=None):
+    """A Keras callback that records the seconds of each epoch's training in ``.seconds``.
+
+    Put it first in the callback list: Keras runs callbacks in order, so its clock stops before a
+    validation callback (:func:`make_ranking_callback`) scores the epoch, and the time is training
+    only. ``keras``: as for :func:`make_ranking_callback`.
+    """
+    keras = keras or import_tensorflow().keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
