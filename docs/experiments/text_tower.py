@@ -8,6 +8,8 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py base               # TF-IDF and zero-shot, text alone and retriever
     python docs/experiments/text_tower.py train base 8       # the taught tower, vectors after each epoch
     python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
+    python docs/experiments/text_tower.py logq logq 4        # the same with the logQ (sampling-bias) correction
+    TEMP=0.2 python docs/experiments/text_tower.py hard hard-t0.2 4   # any training mode at another temperature
     python docs/experiments/text_tower.py assess base-e4 hard-e4
     python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
     python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
@@ -41,6 +43,7 @@ val_id = ItemRegression.for_split(valid, **ID_CHOICE)
 texts = np.array(valid.texts())
 tokenizer, _ = load_encoder(PROFILE.encoder.model_name)
 OUT = os.environ.get("OUT", "/tmp/coldstart-text-tower")
+TEMP = float(os.environ.get("TEMP", "0.05"))   # the in-batch softmax temperature of every training mode
 
 
 def vecs(enc):
@@ -78,7 +81,7 @@ def train(
     n_pairs=PROFILE.fine_tuning.item_pairs,
     lr=PROFILE.training.learning_rate,
     freeze_emb=True,
-    temperature=0.05,
+    temperature=TEMP,
 ):
     data, steps = pairs.item_pair_dataset(
         val_id.B, texts, tokenizer, n_pairs, epochs, PROFILE.training.batch_size, item_len=PROFILE.encoder.max_len
@@ -112,6 +115,41 @@ class HardTwoTower(TwoTower):
         return {"loss": self.loss_tracker.result()}
 
 
+LOGQ = None   # log of each item's share of the positives (and so of the in-batch negatives): logQ correction
+
+
+class LogQHardTwoTower(HardTwoTower):
+    """HardTwoTower with the sampling-bias correction of Yi et al. (2019): every candidate's logit minus
+    log q(candidate), q its share of the training positives, so popular items are not learnt as
+    negatives more often than their share warrants (what an unseen product inherits)."""
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            users = self.embed(batch["context_ids"], True)
+            cand = tf.concat([self.embed(batch["item_ids"], True), self.embed(batch["neg_ids"], True)], 0)
+            logits = tf.matmul(users, cand, transpose_b=True) / self.temperature
+            n = tf.shape(users)[0]
+            cand_item = tf.concat([batch["item"], batch["neg_item"]], 0)
+            logits = logits - tf.gather(LOGQ, cand_item)[None, :]
+            same = tf.equal(batch["item"][:, None], cand_item[None, :]) | tf.equal(
+                batch["context_item"][:, None], cand_item[None, :]
+            )
+            diag = tf.concat([tf.eye(n, dtype=tf.bool), tf.zeros((n, n), tf.bool)], 1)
+            logits = tf.where(same & ~diag, -1e9, logits)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
+def item_logq(n=200_000):
+    """log of each item's share of the teacher's positives (a large draw; unseen items get half a count)."""
+    _, positives = pairs.teacher_pairs(val_id.B, n, seed=99)
+    counts = np.bincount(positives, minlength=len(texts)).astype(np.float64)
+    counts[counts == 0] = 0.5
+    return tf.constant(np.log(counts / counts.sum()), tf.float32)
+
+
 def hard_negatives(anchors, seed, pool=30):
     """Per anchor: one of its TF-IDF nearest known items that the ID part does not weight positively."""
     rng = np.random.default_rng(1000 + seed)
@@ -128,7 +166,8 @@ def hard_negatives(anchors, seed, pool=30):
 HARD_SIM = None
 
 
-def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate):
+def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate,
+               model_class=HardTwoTower):
     global HARD_SIM
     tv = tfidf_vectors(valid.texts())
     HARD_SIM = np.asarray((tv @ tv.T).todense()) if hasattr(tv, "todense") else tv @ tv.T
@@ -156,7 +195,7 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     steps = n_pairs // PROFILE.training.batch_size
     _, body = load_encoder(PROFILE.encoder.model_name)
     body.bert.embeddings.trainable = False
-    model = HardTwoTower(body, temperature=0.05)
+    model = model_class(body, temperature=TEMP)
     model.compile(optimizer=training.FusedAdam(training.warmup_schedule(lr, max(1, steps * epochs // 10))))
     fit_saving(model, body, tag, data, steps, epochs)
 
@@ -303,6 +342,9 @@ if __name__ == "__main__":
         pd.DataFrame(rows).T.to_csv(f"{OUT}/assess-{int(time.time())}.csv")
     elif what == "hard":
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
+    elif what == "logq":
+        LOGQ = item_logq()
+        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=LogQHardTwoTower)
     elif what == "nrecall":
         pos = {c: i for i, c in enumerate(valid.catalog.index)}
         hidden = np.array(sorted(pos[c] for c in HIDDEN))
