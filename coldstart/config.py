@@ -132,8 +132,11 @@ class Adapters:
     learning_rate: peak learning rate of adapters, reached by a linear warm-up over the first epoch
         (full fine-tuning uses ``training.learning_rate``; the few new weights need a larger one).
     lora_learning_rate, lora_targets: LoRA's peak learning rate (the same warm-up) and the
-        projections of every layer it adapts (names of ``peft.LORA_TARGETS``). The rates and targets
-        were chosen on the validation protocol: docs/design-notes.md.
+        projections of every layer it adapts (names of ``peft.LORA_TARGETS``).
+    temperature: the in-batch softmax temperature of the two-tower model in notebook 06 (all three
+        methods) and of the LoRAs of notebook 11. At notebook 03's 0.05 LoRA first falls below the
+        pretrained encoder for an epoch. Rates, targets and temperature were chosen on the
+        validation protocol: docs/design-notes.md.
     group_pairs: pairs (one epoch) for each country-group adapter.
     measure_steps: timed training steps per method when step time and peak memory are measured.
     """
@@ -145,6 +148,7 @@ class Adapters:
     learning_rate: float
     lora_learning_rate: float
     lora_targets: tuple
+    temperature: float
     group_pairs: int
     measure_steps: int
 
@@ -292,7 +296,7 @@ _SETTINGS = {
                          rerank_users=20, rerank_n=20),
         augmentation=dict(steps=4, variants=("none", "all")),
         adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
-                      lora_targets=LORA_EVERY, group_pairs=64, measure_steps=2),
+                      lora_targets=LORA_EVERY, temperature=0.2, group_pairs=64, measure_steps=2),
         serving=dict(calls=40),
         benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
         transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
@@ -307,7 +311,7 @@ _SETTINGS = {
                          rerank_users=300, rerank_n=30),
         augmentation=dict(steps=100, variants=None),
         adapters=dict(pairs=4096, epochs=3, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
-                      lora_targets=LORA_EVERY, group_pairs=1024,
+                      lora_targets=LORA_EVERY, temperature=0.2, group_pairs=1024,
                       measure_steps=10),
         serving=dict(calls=300),
         benchmark=dict(pairs=9600, epochs=3, test_users=None, valid_users=2000),
@@ -325,7 +329,7 @@ _SETTINGS = {
                          rerank_n=50),
         augmentation=dict(steps=300, variants=None),
         adapters=dict(pairs=16384, epochs=6, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
-                      lora_targets=LORA_EVERY, group_pairs=4096,
+                      lora_targets=LORA_EVERY, temperature=0.2, group_pairs=4096,
                       measure_steps=20),
         serving=dict(calls=300),
         benchmark=dict(pairs=32768, epochs=5, test_users=None, valid_users=None),

@@ -35,7 +35,7 @@ def test_smoke_profile_settings():
         augmentation=dict(steps=4, variants=("none", "all")),
         adapters=dict(pairs=96, epochs=1, size=64, lora_rank=8, learning_rate=1e-3, lora_learning_rate=3e-4,
                       lora_targets=("query", "key", "value", "attention_output", "intermediate", "output"),
-                      group_pairs=64, measure_steps=2),
+                      temperature=0.2, group_pairs=64, measure_steps=2),
         serving=dict(calls=40),
         benchmark=dict(pairs=512, epochs=1, test_users=300, valid_users=300),
         transfer=dict(pairs=320, epochs=1, adapt_pairs=128, adapt_epochs=1),
