@@ -97,6 +97,9 @@ def train(
 class HardTwoTower(TwoTower):
     """In-batch softmax over the batch's positives and one hard negative per pair."""
 
+    def adjust(self, logits, cand_item):
+        return logits
+
     def train_step(self, batch):
         with tf.GradientTape() as tape:
             users = self.embed(batch["context_ids"], True)
@@ -104,6 +107,7 @@ class HardTwoTower(TwoTower):
             logits = tf.matmul(users, cand, transpose_b=True) / self.temperature
             n = tf.shape(users)[0]
             cand_item = tf.concat([batch["item"], batch["neg_item"]], 0)
+            logits = self.adjust(logits, cand_item)
             same = tf.equal(batch["item"][:, None], cand_item[None, :]) | tf.equal(
                 batch["context_item"][:, None], cand_item[None, :]
             )
@@ -123,23 +127,8 @@ class LogQHardTwoTower(HardTwoTower):
     log q(candidate), q its share of the training positives, so popular items are not learnt as
     negatives more often than their share warrants (what an unseen product inherits)."""
 
-    def train_step(self, batch):
-        with tf.GradientTape() as tape:
-            users = self.embed(batch["context_ids"], True)
-            cand = tf.concat([self.embed(batch["item_ids"], True), self.embed(batch["neg_ids"], True)], 0)
-            logits = tf.matmul(users, cand, transpose_b=True) / self.temperature
-            n = tf.shape(users)[0]
-            cand_item = tf.concat([batch["item"], batch["neg_item"]], 0)
-            logits = logits - tf.gather(LOGQ, cand_item)[None, :]
-            same = tf.equal(batch["item"][:, None], cand_item[None, :]) | tf.equal(
-                batch["context_item"][:, None], cand_item[None, :]
-            )
-            diag = tf.concat([tf.eye(n, dtype=tf.bool), tf.zeros((n, n), tf.bool)], 1)
-            logits = tf.where(same & ~diag, -1e9, logits)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+    def adjust(self, logits, cand_item):
+        return logits - tf.gather(LOGQ, cand_item)[None, :]
 
 
 def item_logq(n=200_000):
