@@ -123,7 +123,7 @@ class Augmentation:
 
 @dataclasses.dataclass(frozen=True)
 class Adapters:
-    """Notebook 06 (``size`` and ``learning_rate`` also in notebooks 08-10, the LoRA settings and ``temperature`` in 11).
+    """Notebook 06 (``size`` and ``learning_rate`` also in notebooks 08-10; LoRA and ``temperature`` in 11).
 
     pairs, epochs: the two-tower model is trained three ways (full fine-tuning, adapters, LoRA) on
         the same ``pairs`` pairs per epoch for at most ``epochs`` epochs each (early stopping on the
