@@ -274,12 +274,11 @@ class Profile:
             if field and field not in values:
                 raise TypeError(f"Profile section {section!r} has no field {field!r}; "
                                 f"its fields are {', '.join(values)}")
-            fields = chosen.setdefault(section, [])
-            fields.extend(f for f in ([field] if field else values) if f not in fields)
+            fields = chosen.setdefault(section, {})   # field -> value, in the order asked
+            fields.update({f: values[f] for f in ([field] if field else values) if f not in fields})
         lines = [f"profile={self.name}"]
-        for section, fields in chosen.items():
-            values = dataclasses.asdict(getattr(self, section))
-            lines.append(f"  {section}: " + ", ".join(f"{f}={values[f]}" for f in fields))
+        lines += [f"  {section}: " + ", ".join(f"{f}={v}" for f, v in fields.items())
+                  for section, fields in chosen.items()]
         return "\n".join(lines)
 
 
