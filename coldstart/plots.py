@@ -228,3 +228,89 @@ def forest(comparisons: pd.DataFrame, segments: Sequence[str] = ("k=1", "k=3", "
         fig.suptitle(title, y=1.0)
     fig.tight_layout()
     return fig
+
+
+def heatmap(table: pd.DataFrame, title: str = "", fmt: str = ".4f", ax=None, best: str = "max"):
+    """A grid of scores (rows x columns, e.g. a pivot table of a search) as coloured cells with their values.
+
+    Rows of a MultiIndex are labelled ``name=value, ...``; a plain index is named on its axis. The
+    best cell (``best``: ``"max"``, ``"min"`` or ``None``) is outlined, so the choice a search made
+    is read off the picture. Returns the axes.
+    """
+    from matplotlib.patches import Rectangle
+
+    values = table.to_numpy(dtype=float)
+    if values.size == 0 or not np.isfinite(values).any():
+        raise ValueError("heatmap needs a table with at least one finite value")
+    ax = _axes(ax, figsize=(1.8 + 1.1 * table.shape[1], 0.9 + 0.45 * table.shape[0]))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    middle = np.nanmean(values)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, format(values[i, j], fmt), ha="center", va="center",
+                    color="white" if values[i, j] < middle else "black", fontsize=9)
+
+    def show(v):
+        return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+    def labels(index):
+        if isinstance(index, pd.MultiIndex):
+            return [", ".join(f"{n}={show(v)}" for n, v in zip(index.names, key)) for key in index]
+        return [show(v) for v in index]
+
+    ax.set_xticks(range(values.shape[1]), labels(table.columns))
+    ax.set_yticks(range(values.shape[0]), labels(table.index))
+    ax.set_xlabel(table.columns.name if not isinstance(table.columns, pd.MultiIndex) and table.columns.name else "")
+    ax.set_ylabel(table.index.name if not isinstance(table.index, pd.MultiIndex) and table.index.name else "")
+    if best in ("max", "min"):
+        i, j = np.unravel_index(np.nanargmax(values) if best == "max" else np.nanargmin(values), values.shape)
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
+    ax.figure.colorbar(image, ax=ax)
+    ax.set_title(title)
+    return ax
+
+
+def two_architectures():
+    """A diagram of notebook 03's two BERT models: the cross-encoder reads context and candidate together
+    (one pass per pair), the two-tower model reads them apart (items once, a user in one pass). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+
+    def box(ax, x, y, text, color="#dde8f5", w=0.36):
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True,
+                bbox=dict(boxstyle="round,pad=0.45", fc=color, ec="0.35"))
+
+    def arrow(ax, a, b):
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="0.3", lw=1.3))
+
+    ax = axes[0]
+    box(ax, 0.5, 0.88, "[CLS] context [SEP] candidate [SEP]", "#f6e7d0")
+    box(ax, 0.5, 0.58, "BERT (one pass over the pair)")
+    box(ax, 0.5, 0.28, "one logit  →  P(buy) = sigmoid(logit)", "#e2f0d9")
+    arrow(ax, (0.5, 0.81), (0.5, 0.65))
+    arrow(ax, (0.5, 0.51), (0.5, 0.35))
+    ax.text(0.5, 0.06, "scoring a catalog of N products for one user: N passes of BERT",
+            ha="center", fontsize=8.5, style="italic")
+    ax.set_title("cross-encoder (the CTR model, Part A)")
+
+    ax = axes[1]
+    box(ax, 0.25, 0.88, "context text\n(the user's clicks)", "#f6e7d0")
+    box(ax, 0.75, 0.88, "item text\n(every product)", "#f6e7d0")
+    box(ax, 0.25, 0.58, "BERT + mean pool")
+    box(ax, 0.75, 0.58, "BERT + mean pool\n(the same weights)")
+    box(ax, 0.5, 0.28, "score = u · v / τ", "#e2f0d9")
+    arrow(ax, (0.25, 0.80), (0.25, 0.66))
+    arrow(ax, (0.75, 0.80), (0.75, 0.67))
+    arrow(ax, (0.25, 0.51), (0.45, 0.34))
+    arrow(ax, (0.75, 0.49), (0.55, 0.34))
+    ax.text(0.14, 0.42, "u", fontsize=11, style="italic")
+    ax.text(0.84, 0.42, "v", fontsize=11, style="italic")
+    ax.text(0.5, 0.06, "item vectors computed once (an index); one user: one pass + one matrix product",
+            ha="center", fontsize=8.5, style="italic")
+    ax.set_title("two-tower retriever (Part B)")
+    for ax in axes:
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -34,7 +34,7 @@ from .retrieval import EncodedContextSimilarity, NewProductSlots, Recipe, Retrie
 
 def __getattr__(name):
     # the Keras classes need TensorFlow at class definition: their modules are imported on first use
-    if name in ("CrossEncoder", "TwoTower"):
+    if name in ("CrossEncoder", "TwoTower", "OneTraceModel", "in_batch_softmax_loss"):
         from . import bert
 
         return getattr(bert, name)

@@ -9,7 +9,10 @@ course runs.
 * :class:`TwoTower` -- a retriever: one shared BERT encoder with mean pooling embeds the context
   text and each item text; trained with an in-batch softmax (temperature) so the context lands near
   the item bought. Items are embedded once into an index; a user costs one encoder call
-  (:class:`~coldstart.models.retrieval.EncodedContextSimilarity` scores with it).
+  (:class:`~coldstart.models.retrieval.EncodedContextSimilarity` scores with it). Its loss is
+  :func:`in_batch_softmax_loss`.
+* :class:`OneTraceModel` -- the base of both: ``compile`` builds the optimizer's state, so the first
+  training step is traced once.
 """
 
 from __future__ import annotations
@@ -20,17 +23,26 @@ from .encoders import mean_pool
 tf = import_tensorflow()
 
 
-class CrossEncoder(tf.keras.Model):
+class OneTraceModel(tf.keras.Model):
+    """A Keras model whose ``compile`` builds the optimizer's state (Adam's moments) at once.
+
+    Made inside the first training step instead, the state makes TensorFlow trace that step twice:
+    seconds per model for BERT (notebook 03, appendix). Only when the model's layers are built (a
+    transformers model from ``from_pretrained`` is); otherwise Keras builds the state as usual.
+    """
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if all(layer.built for layer in self.layers):
+            self.optimizer.build(self.trainable_variables)
+
+
+class CrossEncoder(OneTraceModel):
     """P(buy | context, candidate) = sigmoid(one logit of BERT over the text pair). Taught verbatim in notebook 03."""
 
     def __init__(self, classifier):
         super().__init__()
         self.classifier = classifier  # TFAutoModelForSequenceClassification with num_labels=1
-
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
-        if self.classifier.built:  # Adam's state now: made inside the first step, it would cost a second trace
-            self.optimizer.build(self.trainable_variables)
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: AutoGraph's rewrite of BERT only costs seconds
     def call(self, inputs, training=False):
@@ -44,7 +56,24 @@ class CrossEncoder(tf.keras.Model):
         return tf.cast(out.logits[:, 0], tf.float32)  # one logit per pair, shape (batch,)
 
 
-class TwoTower(tf.keras.Model):
+def in_batch_softmax_loss(logits, batch):
+    """Mean cross-entropy of each row's own item (column i) against every other candidate of the batch.
+
+    A candidate that is the same product as the row's positive (or, for item-to-item pairs, as its
+    context item) is not a negative: its logit is masked. Taught verbatim in notebook 03.
+    """
+    n, m = tf.shape(logits)[0], tf.shape(logits)[1]
+    candidates = batch["item"]
+    if "neg_item" in batch:  # the hard negatives follow the positives
+        candidates = tf.concat([candidates, batch["neg_item"]], axis=0)
+    same = tf.equal(batch["item"][:, None], candidates[None, :])
+    if "context_item" in batch:
+        same |= tf.equal(batch["context_item"][:, None], candidates[None, :])
+    logits = tf.where(same & ~tf.eye(n, m, dtype=tf.bool), -1e9, logits)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
+
+
+class TwoTower(OneTraceModel):
     """Shared-encoder two-tower retriever trained with an in-batch softmax. Taught verbatim in notebook 03."""
 
     def __init__(self, encoder, temperature: float = 0.05):
@@ -52,11 +81,6 @@ class TwoTower(tf.keras.Model):
         self.encoder = encoder  # TFAutoModel: the BERT body, no head
         self.temperature = temperature
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
-
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
-        if self.encoder.built:  # Adam's state now: made inside the first step, it would cost a second trace
-            self.optimizer.build(self.trainable_variables)
 
     def embed(self, ids, training=False):
         mask = tf.cast(ids != 0, tf.int32)
@@ -73,20 +97,9 @@ class TwoTower(tf.keras.Model):
     @tf.autograph.experimental.do_not_convert  # plain graph code: AutoGraph's rewrite of BERT only costs seconds
     def train_step(self, batch):
         with tf.GradientTape() as tape:
-            logits = self(batch, training=True)
-            n, m = tf.shape(logits)[0], tf.shape(logits)[1]
-            candidates = batch["item"]
-            if "neg_item" in batch:
-                candidates = tf.concat([candidates, batch["neg_item"]], axis=0)
-            # another user's positive that is the *same item* is not a negative: mask it out
-            same = tf.equal(batch["item"][:, None], candidates[None, :])
-            if "context_item" in batch:  # item-to-item pairs: my own item as another pair's positive is no negative
-                same |= tf.equal(batch["context_item"][:, None], candidates[None, :])
-            logits = tf.where(same & ~tf.eye(n, m, dtype=tf.bool), -1e9, logits)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
+            loss = in_batch_softmax_loss(self(batch, training=True), batch)
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
-        # minimize, not tape.gradient: under mixed_float16 the optimizer is a LossScaleOptimizer, and
-        # minimize scales the loss before the gradients (small float16 gradients would underflow to 0)
+        # minimize, not tape.gradient: under mixed_float16 it scales the loss so small gradients do not underflow
         self.optimizer.minimize(scaled, self.trainable_variables, tape=tape)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

@@ -196,14 +196,12 @@ class Recipe:
 
 
 class NewProductSlots:
-    """A list policy: the first ``first`` places by relevance, the next ``n`` for products nobody has bought.
+    """A list policy: the first ``first`` places by relevance (``base``), the next ``n`` for the new
+    products (``is_new``) whose text is closest to the context (``text``), the rest in ``base``'s order.
 
-    A shop that launches products has to show them to someone before they can earn purchases (the
-    ID part cannot score them, and one blended score pays for their exposure with relevance at the
-    top of the list). This wrapper keeps the top ``first`` items of ``base`` and puts, right after
-    them, the ``n`` new products (``is_new``) whose text is closest to the context (``text``: any
-    text scorer, e.g. the retriever's own); the rest follow in ``base``'s order. Context items are
-    never placed. Taught verbatim in notebook 03.
+    A new product cannot earn purchases before it is shown, and one blended score would pay for its
+    exposure with relevance at the top of the list. Context items are never placed. Taught verbatim
+    in notebook 03.
     """
 
     def __init__(self, base, text, is_new, first: int = 10, n: int = 10, name: str = "two-tower+id+new-slots"):
@@ -211,25 +209,17 @@ class NewProductSlots:
         self.is_new = np.asarray(is_new, bool)
 
     def score(self, batch) -> np.ndarray:
-        scores = np.array(self.base.score(batch), dtype=np.float64)
-        text = np.array(self.text.score(batch), dtype=np.float64)
-        rows = np.arange(len(scores))
-        for r, ctx in enumerate(batch.context):        # context items: never recommended again
-            scores[r, ctx] = -np.inf
-            text[r, ctx] = -np.inf
-        out = np.full(scores.shape, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")
-        top = order[:, : self.first]
-        text[rows[:, None], top] = -np.inf              # already placed
-        text[:, ~self.is_new] = -np.inf                 # the slots are for new products only
-        picks = np.argsort(-text, axis=1, kind="stable")[:, : self.n]
-        n_all = scores.shape[1]
-        out[rows[:, None], order] = -np.arange(n_all, dtype=np.float64)[None, :] - 2.0 * n_all   # base order, below
-        out[rows[:, None], top] = 3.0 * n_all - np.arange(top.shape[1])[None, :]                 # first places
-        ok = np.isfinite(text[rows[:, None], picks])
-        slot = 2.0 * n_all - np.arange(picks.shape[1])[None, :]
-        out[rows[:, None], picks] = np.where(ok, slot, out[rows[:, None], picks])                  # the slots
+        base, text = np.array(self.base.score(batch), np.float64), np.array(self.text.score(batch), np.float64)
+        out = np.full(base.shape, -np.inf, np.float32)   # a row the base cannot score stays a miss
         for r, ctx in enumerate(batch.context):
+            base[r, ctx] = -np.inf                        # context items: never recommended again
+            if not np.isfinite(base[r]).any():
+                continue
+            order = np.argsort(-base[r], kind="stable")
+            top, rest = order[: self.first], order[self.first :]
+            text[r, top] = text[r, ctx] = text[r, ~self.is_new] = -np.inf   # placed, clicked or not new
+            picks = np.argsort(-text[r], kind="stable")[: self.n]
+            picks = picks[np.isfinite(text[r, picks])]
+            out[r, np.concatenate([top, picks, rest[~np.isin(rest, picks)]])] = -np.arange(len(order))
             out[r, ctx] = -np.inf
-        out[~np.isfinite(scores).any(axis=1)] = -np.inf   # a row the base cannot score stays a miss
-        return out.astype(np.float32)
+        return out
