@@ -13,6 +13,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py assess base-e4 hard-e4
     python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
     python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
+    python docs/experiments/text_tower.py three hard-e4 zero-shot   # TF-IDF + w2 x another text, alone and in the retriever
     python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
@@ -216,16 +217,17 @@ class Sum:
 
 
 def assess3(name, v, ws=(0.0, 0.25, 0.5, 1.0, 2.0)):
-    """ID + w_text * (TF-IDF + w2 * text of v): does v add to TF-IDF beside the ID part?"""
+    """TF-IDF + w2 * text of v, alone and as the retriever's text (ID + w_text * it): does v add to TF-IDF?"""
     tf_v = tfidf_vectors(valid.texts())
     tfidf = B.TextSimilarity(tf_v, softness=training.tune_softness(valid, tf_v)[0])
     other = B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0])
     rows = {}
     for w2 in ws:
         text = Sum(tfidf, other, w2)
+        alone = {f"text {k}": x for k, x in ndcg_and_cold(text).items()}
         recipe, grid = training.tune_retriever(valid, text, val_id)
         ret = Retriever(text, val_id, is_new=valid.new_items, no_text="zero", **recipe)
-        rows[w2] = {**ndcg_and_cold(ret), **recipe}
+        rows[w2] = {**alone, **ndcg_and_cold(ret), **recipe}
         print(name, w2, {k: round(x, 4) for k, x in rows[w2].items()}, flush=True)
     return rows
 
