@@ -13,7 +13,8 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py assess base-e4 hard-e4
     python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
     python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
-    python docs/experiments/text_tower.py three hard-e4 zero-shot   # TF-IDF + w2 x another text, alone and in the retriever
+    python docs/experiments/text_tower.py three hard-e4 zero-shot   # TF-IDF + w2 x another text, alone and as the text
+    python docs/experiments/text_tower.py slots tfidf zero-shot hard-e4   # new-product places: text vs imputed ID score
     python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
@@ -438,3 +439,30 @@ if __name__ == "__main__" and what == "adaptive":
     for n in sys.argv[2:]:
         v = tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
         assess_adaptive(n, v)
+
+
+def assess_slots(name, v, imputations=((10, 0.1), (30, 0.1))):
+    """Cold-item Recall@20 of the retriever with ten new-product places, filled by the text's nearest new
+    products (notebook 03's policy) or by the ID part's score of each new product imputed through its
+    m text-nearest known products (softmax at t): the same places for every text model."""
+    from coldstart.models import NewProductSlots
+
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    recipe, _ = training.tune_retriever(valid, text, val_id)
+    ret = Retriever(text, val_id, is_new=valid.new_items, no_text="zero", **recipe)
+    is_new = np.asarray(valid.new_items, bool)
+    rows = {"text places": ndcg_and_cold(NewProductSlots(ret, text, is_new))}
+    for m, t in imputations:
+        idp = ItemRegression.from_matrix(imputed_B(val_id.B, v, is_new, m, t))
+        rows[f"imputed m{m} t{t}"] = ndcg_and_cold(NewProductSlots(ret, idp, is_new))
+    for k, row in rows.items():
+        print(name, k, {a: round(float(x), 4) for a, x in row.items()}, flush=True)
+    return rows
+
+
+if __name__ == "__main__" and what == "slots":
+    for n in sys.argv[2:]:
+        v = (tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
+             if os.path.exists(f"{OUT}/{n}.npy") else np.load(f"{OUT}/../{n}.npy"))
+        assess_slots(n, v)
