@@ -230,12 +230,13 @@ def forest(comparisons: pd.DataFrame, segments: Sequence[str] = ("k=1", "k=3", "
     return fig
 
 
-def heatmap(table: pd.DataFrame, title: str = "", fmt: str = ".4f", ax=None, best: str = "max"):
+def heatmap(table: pd.DataFrame, title: str = "", fmt: str = ".4f", ax=None, best: str = "max", marked=()):
     """A grid of scores (rows x columns, e.g. a pivot table of a search) as coloured cells with their values.
 
     Rows of a MultiIndex are labelled ``name=value, ...``; a plain index is named on its axis. The
     best cell (``best``: ``"max"``, ``"min"`` or ``None``) is outlined, so the choice a search made
-    is read off the picture. Returns the axes.
+    is read off the picture. Cells named in ``marked`` (``(row, column)`` labels, e.g. the ties of
+    the best) get a ``*`` after their value. Returns the axes.
     """
     from matplotlib.patches import Rectangle
 
@@ -244,10 +245,11 @@ def heatmap(table: pd.DataFrame, title: str = "", fmt: str = ".4f", ax=None, bes
         raise ValueError("heatmap needs a table with at least one finite value")
     ax = _axes(ax, figsize=(1.8 + 1.1 * table.shape[1], 0.9 + 0.45 * table.shape[0]))
     image = ax.imshow(values, cmap="viridis", aspect="auto")
-    middle = np.nanmean(values)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            ax.text(j, i, format(values[i, j], fmt), ha="center", va="center",
+    middle, marked = np.nanmean(values), set(marked)
+    for i, row in enumerate(table.index):
+        for j, column in enumerate(table.columns):
+            star = " *" if (row, column) in marked else ""
+            ax.text(j, i, format(values[i, j], fmt) + star, ha="center", va="center",
                     color="white" if values[i, j] < middle else "black", fontsize=9)
 
     def show(v):

@@ -35,11 +35,12 @@ def test_heatmap_writes_every_value_labels_the_rows_and_outlines_the_best_cell()
     plt.close("all")
 
 
-def test_heatmap_outlines_the_smallest_cell_when_asked_and_rejects_an_empty_grid():
+def test_heatmap_outlines_the_smallest_cell_when_asked_stars_marked_cells_and_rejects_an_empty_grid():
     table = pd.DataFrame({"a": [3.0, 1.0], "b": [2.0, 4.0]}, index=["x", "y"])
-    ax = plots.heatmap(table, best="min", fmt=".1f")
+    ax = plots.heatmap(table, best="min", fmt=".1f", marked=[("x", "b")])
     (outline,) = ax.patches
     assert outline.get_xy() == (-0.5, 0.5)
+    assert sorted(t.get_text() for t in ax.texts) == ["1.0", "2.0 *", "3.0", "4.0"]
     assert len(plots.heatmap(table, best=None).patches) == 0
     with pytest.raises(ValueError, match="finite value"):
         plots.heatmap(pd.DataFrame({"a": [np.nan]}))
