@@ -59,6 +59,14 @@ def vecs(enc):
     )
 
 
+def load_vectors(name):
+    """TF-IDF for ``tfidf``, else the saved vectors ``name``.npy in $OUT (or, for a sim- mode, its parent)."""
+    if name == "tfidf":
+        return tfidf_vectors(valid.texts())
+    path = f"{OUT}/{name}.npy"
+    return np.load(path if os.path.exists(path) else f"{OUT}/../{name}.npy")
+
+
 def ndcg_and_cold(rec):
     t = E.evaluate(rec, valid, segments=["k=1", "k=3", "k=5", "cold-items"], n_boot=0).table
     row = t.query("metric == 'ndcg@10' and segment != 'cold-items'").set_index("segment")["value"].to_dict()
@@ -96,41 +104,18 @@ def train(
     fit_saving(model, body, tag, data, steps, epochs)
 
 
-class HardTwoTower(TwoTower):
-    """In-batch softmax over the batch's positives and one hard negative per pair."""
-
-    def adjust(self, logits, cand_item):
-        return logits
-
-    def train_step(self, batch):
-        with tf.GradientTape() as tape:
-            users = self.embed(batch["context_ids"], True)
-            cand = tf.concat([self.embed(batch["item_ids"], True), self.embed(batch["neg_ids"], True)], 0)
-            logits = tf.matmul(users, cand, transpose_b=True) / self.temperature
-            n = tf.shape(users)[0]
-            cand_item = tf.concat([batch["item"], batch["neg_item"]], 0)
-            logits = self.adjust(logits, cand_item)
-            same = tf.equal(batch["item"][:, None], cand_item[None, :]) | tf.equal(
-                batch["context_item"][:, None], cand_item[None, :]
-            )
-            diag = tf.concat([tf.eye(n, dtype=tf.bool), tf.zeros((n, n), tf.bool)], 1)
-            logits = tf.where(same & ~diag, -1e9, logits)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(n), logits))
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-
 LOGQ = None   # log of each item's share of the positives (and so of the in-batch negatives): logQ correction
 
 
-class LogQHardTwoTower(HardTwoTower):
-    """HardTwoTower with the sampling-bias correction of Yi et al. (2019): every candidate's logit minus
-    log q(candidate), q its share of the training positives, so popular items are not learnt as
-    negatives more often than their share warrants (what an unseen product inherits)."""
+class LogQTwoTower(TwoTower):
+    """The course's TwoTower (hard negatives and anchors masked as in ``in_batch_softmax_loss``) with the
+    sampling-bias correction of Yi et al. (2019): every candidate's logit minus log q(candidate), q its
+    share of the training positives, so popular items are not learnt as negatives more often than their
+    share warrants (what an unseen product inherits)."""
 
-    def adjust(self, logits, cand_item):
-        return logits - tf.gather(LOGQ, cand_item)[None, :]
+    def call(self, batch, training=False):
+        candidates = tf.concat([batch["item"], batch["neg_item"]], 0)
+        return super().call(batch, training) - tf.gather(LOGQ, candidates)[None, :]
 
 
 def item_logq(n=200_000):
@@ -158,7 +143,7 @@ HARD_SIM = None
 
 
 def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate,
-               model_class=HardTwoTower):
+               model_class=TwoTower):
     global HARD_SIM
     tv = tfidf_vectors(valid.texts())
     HARD_SIM = np.asarray((tv @ tv.T).todense()) if hasattr(tv, "todense") else tv @ tv.T
@@ -336,19 +321,13 @@ if __name__ == "__main__":
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
     elif what == "logq":
         LOGQ = item_logq()
-        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=LogQHardTwoTower)
+        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=LogQTwoTower)
     elif what == "nrecall":
         pos = {c: i for i, c in enumerate(valid.catalog.index)}
         hidden = np.array(sorted(pos[c] for c in HIDDEN))
         known = np.flatnonzero(~np.asarray(valid.new_items, bool))
         for n in sys.argv[2:]:
-            v = (
-                tfidf_vectors(valid.texts())
-                if n == "tfidf"
-                else np.load(f"{OUT}/{n}.npy")
-                if os.path.exists(f"{OUT}/{n}.npy")
-                else np.load(f"{OUT}/../{n}.npy")
-            )
+            v = load_vectors(n)
             print(
                 n,
                 "neighbour recall of hidden items (10 in 50):",
@@ -357,8 +336,7 @@ if __name__ == "__main__":
             )
     elif what == "impute":
         for n in sys.argv[2:]:
-            v = tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
-            pd.DataFrame(assess_imputed(n, v)).T.to_csv(f"{OUT}/impute-{n}.csv")
+            pd.DataFrame(assess_imputed(n, load_vectors(n))).T.to_csv(f"{OUT}/impute-{n}.csv")
     elif what == "three":
         for n in sys.argv[2:]:
             pd.DataFrame(assess3(n, np.load(f"{OUT}/{n}.npy"))).T.to_csv(f"{OUT}/three-{n}.csv")
@@ -437,7 +415,7 @@ def _ndcg_rows(scores, seg):
 
 if __name__ == "__main__" and what == "adaptive":
     for n in sys.argv[2:]:
-        v = tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
+        v = load_vectors(n)
         assess_adaptive(n, v)
 
 
@@ -463,6 +441,4 @@ def assess_slots(name, v, imputations=((10, 0.1), (30, 0.1))):
 
 if __name__ == "__main__" and what == "slots":
     for n in sys.argv[2:]:
-        v = (tfidf_vectors(valid.texts()) if n == "tfidf" else np.load(f"{OUT}/{n}.npy")
-             if os.path.exists(f"{OUT}/{n}.npy") else np.load(f"{OUT}/../{n}.npy"))
-        assess_slots(n, v)
+        assess_slots(n, load_vectors(n))
