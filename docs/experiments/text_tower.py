@@ -15,6 +15,9 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
     python docs/experiments/text_tower.py three hard-e4 zero-shot   # TF-IDF + w2 x another text, alone and as the text
     python docs/experiments/text_tower.py slots tfidf zero-shot hard-e4   # new-product places: text vs imputed ID score
+    python docs/experiments/text_tower.py fusion tfidf zero-shot hard-e4   # each part standardised per user
+    python docs/experiments/text_tower.py perk tfidf zero-shot hard-e4     # w_text and beta per context size
+    LAUNCH=0.5 python docs/experiments/text_tower.py hard launch50 4       # half the pairs from launch baskets
     python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
@@ -140,11 +143,41 @@ def hard_negatives(anchors, seed, pool=30):
 
 
 HARD_SIM = None
+LAUNCH = float(os.environ.get("LAUNCH", "0"))   # share of each epoch's pairs drawn from launch baskets
+LAUNCH_POOL = None
+
+
+def launch_pairs(young_days=45, settle_days=60):
+    """(anchor, young product) for every basket line of a product within ``young_days`` of its first
+    sale, the anchor another item of the same invoice; products first sold in the data's first
+    ``settle_days`` are not launches (the data starts then)."""
+    rows = valid.train
+    first = rows.groupby("item")["date"].min()
+    start = rows["date"].min()
+    pos = pd.Series(np.arange(valid.n_items), index=valid.item_ids)
+    young = first[(first >= start + pd.Timedelta(days=settle_days))]
+    baskets = pairs.invoice_baskets(valid)
+    first_pos = pd.Series(first.reindex(valid.item_ids).to_numpy(), index=np.arange(valid.n_items))
+    is_launch = np.zeros(valid.n_items, bool)
+    is_launch[pos.reindex(young.index).dropna().astype(int).to_numpy()] = True
+    fp = first_pos.to_numpy()
+    a, p = [], []
+    for items, date in zip(baskets["items"], baskets["date"]):
+        for y in items:
+            if is_launch[y] and (date - fp[y]) <= pd.Timedelta(days=young_days):
+                for x in items:
+                    if x != y:
+                        a.append(x)
+                        p.append(y)
+    print(f"launch pairs: {len(a)} from {is_launch.sum()} launched products", flush=True)
+    return np.array(a, np.int64), np.array(p, np.int64)
 
 
 def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate,
                model_class=TwoTower):
-    global HARD_SIM
+    global HARD_SIM, LAUNCH_POOL
+    if LAUNCH:
+        LAUNCH_POOL = launch_pairs()
     tv = tfidf_vectors(valid.texts())
     HARD_SIM = np.asarray((tv @ tv.T).todense()) if hasattr(tv, "todense") else tv @ tv.T
     from coldstart.training.pipeline import bucketed_dataset
@@ -152,6 +185,10 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     feats = {"context_ids": [], "item_ids": [], "neg_ids": [], "item": [], "neg_item": [], "context_item": []}
     for epoch in range(epochs):
         anchors, positives = pairs.teacher_pairs(val_id.B, n_pairs, seed=epoch)
+        if LAUNCH:   # a share of the pairs from young products' baskets (what a launch is bought with)
+            n_l = int(LAUNCH * n_pairs)
+            pick = np.random.default_rng(500 + epoch).choice(len(LAUNCH_POOL[0]), n_l)
+            anchors[:n_l], positives[:n_l] = LAUNCH_POOL[0][pick], LAUNCH_POOL[1][pick]
         negs = hard_negatives(anchors, epoch)
 
         def tok(idx):
@@ -442,3 +479,58 @@ def assess_slots(name, v, imputations=((10, 0.1), (30, 0.1))):
 if __name__ == "__main__" and what == "slots":
     for n in sys.argv[2:]:
         assess_slots(n, load_vectors(n))
+
+
+def _z(x):
+    """Each row standardised over the catalog (mean 0, standard deviation 1)."""
+    x = np.nan_to_num(np.asarray(x, np.float32), neginf=0.0)
+    return (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-9)
+
+
+class ZFusion:
+    """z(ID) + w * z(text) + beta * [new]: each part standardised per user before the blend."""
+
+    def __init__(self, text, id_part, is_new, w, beta):
+        self.text, self.id_part, self.w, self.beta = text, id_part, w, beta
+        self.is_new = np.asarray(is_new, np.float32)
+
+    def score(self, cases):
+        return (_z(self.id_part.score(cases)) + self.w * _z(self.text.score(cases))
+                + self.beta * self.is_new[None, :]).astype(np.float32)
+
+
+def assess_fusion(name, v, ws=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0), betas=(0.0, 0.5, 1.0, 2.0, 4.0)):
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    is_new = np.asarray(valid.new_items, bool)
+    grid = {(w, b): E.mean_ndcg(ZFusion(text, val_id, is_new, w, b), valid) for w in ws for b in betas}
+    (w, b), best = max(grid.items(), key=lambda kv: kv[1])
+    row = ndcg_and_cold(ZFusion(text, val_id, is_new, w, b))
+    print(name, {k: round(float(x), 4) for k, x in row.items()}, "w beta", (w, b), "mean", round(best, 4), flush=True)
+    return row
+
+
+if __name__ == "__main__" and what == "fusion":
+    for n in sys.argv[2:]:
+        assess_fusion(n, load_vectors(n))
+
+
+def assess_per_k(name, v, weights=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2), betas=(0.0, 0.001, 0.003, 0.01)):
+    """The retriever's w_text and beta chosen for each context size separately (the recipe knows k)."""
+    soft, _ = training.tune_softness(valid, v)
+    text = B.TextSimilarity(v, softness=soft)
+    rows = []
+    for w in weights:
+        for b in betas:
+            t = E.evaluate(Retriever(text, val_id, w_text=w, beta=b, is_new=valid.new_items, no_text="zero"),
+                           valid, segments=["k=1", "k=3", "k=5"], n_boot=0).table
+            rows.append({"w": w, "beta": b, **t.query("metric == 'ndcg@10'").set_index("segment")["value"].to_dict()})
+    grid = pd.DataFrame(rows)
+    best = {s: grid.loc[grid[s].idxmax(), ["w", "beta", s]].to_dict() for s in ["k=1", "k=3", "k=5"]}
+    print(name, {s: (b["w"], b["beta"], round(b[s], 4)) for s, b in best.items()}, flush=True)
+    return best
+
+
+if __name__ == "__main__" and what == "perk":
+    for n in sys.argv[2:]:
+        assess_per_k(n, load_vectors(n))
