@@ -354,3 +354,15 @@ def test_hybrid_helps_on_cold_items(split, fitted):
     assert res.pivot("recall@20")["cold-items"] > 0
 
 
+
+
+def test_basket_matrix_of_other_rows_keeps_the_catalog_columns(tiny_clean, tiny_split):
+    later = tiny_clean[tiny_clean["date"] >= TINY_CUTOFF]
+    X = basket_matrix(tiny_split, rows=later)
+    assert X.shape == (later["invoice"].nunique(), tiny_split.n_items)
+    # each later invoice's catalog items, in the split's column order; items the catalog lacks are dropped
+    pos = {item: p for p, item in enumerate(tiny_split.item_ids)}
+    expected = [sorted(pos[i] for i in set(g["item"]) if i in pos) for _, g in later.groupby("invoice", sort=False)]
+    assert [sorted(np.flatnonzero(r).tolist()) for r in X.toarray()] == expected
+    same = basket_matrix(tiny_split, rows=tiny_split.train)
+    assert same.toarray().tolist() == basket_matrix(tiny_split).toarray().tolist()

@@ -600,3 +600,47 @@ def test_topk_and_ranking_metrics_are_fast():
     elapsed = time.perf_counter() - start
     assert top.shape == (1000, 20) and out["recall@20"].shape == (1000,)
     assert elapsed < 2.0, f"topk_items + ranking_metrics took {elapsed:.2f}s"
+
+
+# ------------------------------------------------------------------------------------------------
+# neighbour_recall
+# ------------------------------------------------------------------------------------------------
+def test_neighbour_recall_values():
+    # five items; item 0's co-purchase partners are 1 and 2 (2 the stronger); 3 has only one partner
+    reference = np.array([[0, 1, 2, 0, 0],
+                          [1, 0, 0, 0, 0],
+                          [2, 0, 0, 0, 0],
+                          [0, 0, 0, 0, 1],
+                          [0, 0, 0, 1, 0]], float)
+    similarity = np.array([[9, 0.1, 0.9, 0.5, 0.3],   # nearest of 0 (itself excluded): 2, 3, 4, 1
+                           [0, 9, 0, 0, 0],
+                           [0, 0, 9, 0, 0],
+                           [0, 0, 0, 9, 0],
+                           [0, 0, 0, 0, 9]], float)
+    pool = np.ones(5, bool)
+    out = M.neighbour_recall(similarity, reference, [0, 3], pool, n_reference=2, n_similar=2)
+    assert out[0] == pytest.approx(0.5)       # partners {2, 1}, nearest {2, 3}: one of two
+    assert np.isnan(out[1])                   # one partner only: too few to say
+    assert M.neighbour_recall(similarity, reference, [0], pool, n_reference=2, n_similar=4)[0] == 1.0
+    # the pool limits both searches: without item 3 among the candidates, 0's nearest two are 2 and 4
+    pool[3] = False
+    assert M.neighbour_recall(similarity, reference, [0], pool, n_reference=1, n_similar=2)[0] == 1.0
+    assert M.neighbour_recall(similarity, reference, [0], pool, n_reference=2, n_similar=2)[0] == 0.5
+
+
+def test_neighbour_recall_counts_every_partner_tied_with_the_last():
+    # item 0 was bought once with 1, 2 and 3: three equal partners, so "its strongest two" are all three
+    reference = np.zeros((5, 5))
+    reference[0, [1, 2, 3]] = reference[[1, 2, 3], 0] = 1.0
+    reference[0, 4] = reference[4, 0] = 0.5
+    similarity = np.eye(5)
+    similarity[0] = [1, 0.9, 0.1, 0.2, 0.8]    # nearest two of 0: 1 and 4
+    out = M.neighbour_recall(similarity, reference, [0], np.ones(5, bool), n_reference=2, n_similar=2)
+    assert out[0] == pytest.approx(1 / 3)      # of the tied partners {1, 2, 3}, only 1 is near
+
+
+def test_neighbour_recall_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="same items"):
+        M.neighbour_recall(np.zeros((3, 3)), np.zeros((4, 4)), [0], np.ones(4, bool))
+    with pytest.raises(ValueError, match="at least 1"):
+        M.neighbour_recall(np.zeros((3, 3)), np.zeros((3, 3)), [0], np.ones(3, bool), n_reference=0)

@@ -32,6 +32,9 @@ Beyond accuracy
     ``coverage`` = distinct recommended items / n_items; ``intra_list_diversity`` = mean pairwise
     ``1 - cosine`` within a list (NaN for lists of fewer than 2 items); ``novelty`` = mean
     ``-log2 p(i)`` with add-one smoothing ``p(i) = (count_i + 1) / (n_users_train + 1)``.
+Embeddings
+    :func:`neighbour_recall`: of an item's strongest partners in a reference similarity (e.g.
+    co-purchases), the share that are among its nearest in another (e.g. text vectors).
 Bootstrap
     Percentile bootstrap over users (resampling users with replacement), ``n_boot`` resamples,
     a ``1 - alpha`` interval, a fixed ``seed`` (same inputs + same seed = same interval). NaN
@@ -400,6 +403,37 @@ def novelty(topk, item_counts, n_users_train: int) -> np.ndarray:
     n = valid.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n > 0, total / n, np.nan)
+
+
+def neighbour_recall(similarity, reference, items, pool, n_reference: int = 10, n_similar: int = 50) -> np.ndarray:
+    """Per item of ``items``: the share of its ``n_reference`` strongest partners in ``reference`` that
+    are among its ``n_similar`` nearest in ``similarity``, both searched among ``pool`` only.
+
+    ``similarity`` and ``reference`` are (items x items) arrays, e.g. the cosines of text vectors and
+    of co-purchases; ``items`` are positions, ``pool`` a boolean mask of the candidates (an item is
+    never its own partner). It asks whether a text model puts a product near what it is bought with.
+    Partners tied with the ``n_reference``-th strongest all count (a product bought in one invoice has
+    many equal partners); ties among the nearest are broken by position. An item with fewer than
+    ``n_reference`` positive partners in the pool gets NaN: too few purchases to say.
+    """
+    if n_reference < 1 or n_similar < 1:
+        raise ValueError(f"n_reference and n_similar must be at least 1, got {n_reference} and {n_similar}")
+    similarity, reference = np.asarray(similarity, np.float64), np.asarray(reference, np.float64)
+    pool = np.asarray(pool, bool)
+    if similarity.shape != reference.shape or similarity.shape != (pool.size, pool.size):
+        raise ValueError(f"similarity {similarity.shape}, reference {reference.shape} and pool ({pool.size},) "
+                         "must describe the same items")
+    out = np.full(len(items), np.nan)
+    for j, item in enumerate(np.asarray(items, np.int64)):
+        candidates = np.flatnonzero(pool & (np.arange(pool.size) != item))
+        partners = reference[item, candidates]
+        if (partners > 0).sum() < n_reference:
+            continue
+        last = np.sort(partners)[-n_reference]   # ties with the last partner count too
+        strongest = candidates[partners >= last]
+        nearest = candidates[np.argsort(-similarity[item, candidates], kind="stable")[:n_similar]]
+        out[j] = np.isin(strongest, nearest).mean()
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,22 +95,25 @@ class CountryPopularity:
         return out
 
 
-def basket_matrix(split: ColdStartSplit, customers: bool = False) -> sp.csr_matrix:
-    """Binary (invoice x item) matrix of training baskets.
+def basket_matrix(split: ColdStartSplit, customers: bool = False, rows: Optional[pd.DataFrame] = None) -> sp.csr_matrix:
+    """Binary (invoice x item) matrix of training baskets, columns in ``split``'s catalog order.
 
     ``customers=True`` appends one row per customer: every item they bought before the cutoff, over
     all their invoices (what a customer buys across visits, not only within one). Rows of customers
-    with no id are not added.
+    with no id are not added. ``rows`` replaces the training rows by others with the same columns
+    (e.g. the season after the cutoff, to analyse what happened there); items outside the catalog
+    are left out.
     """
     pos = pd.Series(np.arange(split.n_items), index=split.item_ids)
+    train = split.train if rows is None else rows[rows["item"].isin(pos.index)]
 
     def rows(frame, key):
         frame = frame.dropna(subset=[key]).drop_duplicates([key, "item"])
         return pd.factorize(frame[key])[0], pos.reindex(frame["item"]).to_numpy()
 
-    row, col = rows(split.train, "invoice")
+    row, col = rows(train, "invoice")
     if customers:
-        c_row, c_col = rows(split.train, "customer")
+        c_row, c_col = rows(train, "customer")
         row, col = np.concatenate([row, c_row + (row.max() + 1 if len(row) else 0)]), np.concatenate([col, c_col])
     n_rows = int(row.max()) + 1 if len(row) else 0
     return sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_rows, split.n_items))

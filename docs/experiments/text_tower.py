@@ -18,6 +18,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py fusion tfidf zero-shot hard-e4   # each part standardised per user
     python docs/experiments/text_tower.py perk tfidf zero-shot hard-e4     # w_text and beta per context size
     LAUNCH=0.5 python docs/experiments/text_tower.py hard launch50 4       # half the pairs from launch baskets
+    python docs/experiments/text_tower.py launches tfidf zero-shot hard-e4 launch50-e4   # real launches' partners
     python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
@@ -296,22 +297,17 @@ def assess_imputed(name, v, grid=((10, 0.05, 1.0), (30, 0.05, 1.0), (30, 0.1, 1.
 HIDDEN = None
 
 
-def neighbour_recall(v, full_B, hidden, known, top_true=10, top_text=50):
+def neighbour_recall(v, full_B, hidden, known):
     """For each hidden item: share of its 10 strongest co-purchase neighbours (full-data B, among known
-    items) found among its 50 text-nearest known items."""
-    import scipy.sparse as sp
+    items) found among its 50 text-nearest known items (the course's ``metrics.neighbour_recall``)."""
+    from coldstart.evaluation import metrics as M
 
-    S = v[hidden] @ v[known].T
-    S = S.toarray() if sp.issparse(S) else np.asarray(S)
-    near = np.argpartition(-S, top_text, axis=1)[:, :top_text]
-    Bt = np.asarray(full_B)[np.ix_(hidden, known)]
-    rec = []
-    for r in range(len(hidden)):
-        if (Bt[r] > 0).sum() < top_true:
-            continue
-        true = np.argpartition(-Bt[r], top_true)[:top_true]
-        rec.append(len(set(true) & set(near[r])) / top_true)
-    return float(np.mean(rec)), len(rec)
+    S = v @ v.T
+    S = S.toarray() if hasattr(S, "toarray") else np.asarray(S)
+    pool = np.zeros(len(S), bool)
+    pool[known] = True
+    found = M.neighbour_recall(S, np.asarray(full_B), hidden, pool)
+    return float(np.nanmean(found)), int(np.isfinite(found).sum())
 
 
 def simulate_cold(frac=0.07, seed=0):
@@ -534,3 +530,36 @@ def assess_per_k(name, v, weights=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2), betas=(0.0,
 if __name__ == "__main__" and what == "perk":
     for n in sys.argv[2:]:
         assess_per_k(n, load_vectors(n))
+
+
+def launch_neighbours(names, min_invoices=(3, 5, 10, 20)):
+    """Real launches of the validation window (July-August): the share of each new product's strongest
+    co-purchase partners in that window (known products: among its 50 text-nearest; new: 20), as in
+    notebook 03's analysis of the test season."""
+    from coldstart.data import load_clean
+    from coldstart.evaluation import metrics as M
+
+    season = load_clean(verbose=False)[0].query("date >= @valid.cutoff and date < @valid.end")
+    baskets = B.basket_matrix(valid, rows=season)
+    partners = B.cooccurrence_cosine(baskets)
+    is_new = np.asarray(valid.new_items, bool)
+    sold = np.asarray(baskets.sum(axis=0)).ravel()
+    cos = {}
+    for n in names:
+        v = load_vectors(n)
+        c = v @ v.T
+        cos[n] = c.toarray() if hasattr(c, "toarray") else np.asarray(c)
+    for m in min_invoices:
+        launches = np.flatnonzero(is_new & (sold >= m))
+        row = {
+            n: (
+                round(float(np.nanmean(M.neighbour_recall(c, partners, launches, ~is_new, n_similar=50))), 3),
+                round(float(np.nanmean(M.neighbour_recall(c, partners, launches, is_new, n_similar=20))), 3),
+            )
+            for n, c in cos.items()
+        }
+        print(f"launches sold in >= {m} invoices: {len(launches)}; (known, new) partners found:", row, flush=True)
+
+
+if __name__ == "__main__" and what == "launches":
+    launch_neighbours(sys.argv[2:])
