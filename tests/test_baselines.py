@@ -354,10 +354,10 @@ def test_hybrid_helps_on_cold_items(split, fitted):
     assert res.pivot("recall@20")["cold-items"] > 0
 
 
-
-
 def test_basket_matrix_of_other_rows_keeps_the_catalog_columns(tiny_clean, tiny_split):
     later = tiny_clean[tiny_clean["date"] >= TINY_CUTOFF]
+    unknown = later.iloc[:1].assign(item="99999")      # a product the split's catalog does not hold
+    later = pd.concat([later, unknown], ignore_index=True)
     X = basket_matrix(tiny_split, rows=later)
     assert X.shape == (later["invoice"].nunique(), tiny_split.n_items)
     # each later invoice's catalog items, in the split's column order; items the catalog lacks are dropped

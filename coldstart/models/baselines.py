@@ -105,15 +105,15 @@ def basket_matrix(split: ColdStartSplit, customers: bool = False, rows: Optional
     are left out.
     """
     pos = pd.Series(np.arange(split.n_items), index=split.item_ids)
-    train = split.train if rows is None else rows[rows["item"].isin(pos.index)]
+    lines = split.train if rows is None else rows[rows["item"].isin(pos.index)]
 
-    def rows(frame, key):
+    def entries(frame, key):
         frame = frame.dropna(subset=[key]).drop_duplicates([key, "item"])
         return pd.factorize(frame[key])[0], pos.reindex(frame["item"]).to_numpy()
 
-    row, col = rows(train, "invoice")
+    row, col = entries(lines, "invoice")
     if customers:
-        c_row, c_col = rows(train, "customer")
+        c_row, c_col = entries(lines, "customer")
         row, col = np.concatenate([row, c_row + (row.max() + 1 if len(row) else 0)]), np.concatenate([col, c_col])
     n_rows = int(row.max()) + 1 if len(row) else 0
     return sp.csr_matrix((np.ones(len(row), np.float32), (row, col)), shape=(n_rows, split.n_items))
