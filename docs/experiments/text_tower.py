@@ -10,6 +10,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
     python docs/experiments/text_tower.py logq logq 4        # the same with the logQ (sampling-bias) correction
     TEMP=0.2 python docs/experiments/text_tower.py hard hard-t0.2 4   # any training mode at another temperature
+    PROFILE=gpu python docs/experiments/text_tower.py hard gpu-hard 4    # the gpu profile's pairs, batch and rate
     python docs/experiments/text_tower.py assess base-e4 hard-e4
     python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
     python docs/experiments/text_tower.py impute tfidf zero-shot base-e4
@@ -40,7 +41,7 @@ from coldstart.models import baselines as B
 from coldstart.models.retrieval import Retriever
 from coldstart.training import pairs
 
-PROFILE = coldstart.get_profile("cpu")
+PROFILE = coldstart.get_profile(os.environ.get("PROFILE", "cpu"))   # PROFILE=gpu: its recipe, on this CPU
 coldstart.set_seed(42)
 tf = coldstart.import_tensorflow()
 valid = protocol.load_or_make("validation")
