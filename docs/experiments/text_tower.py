@@ -10,6 +10,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
     python docs/experiments/text_tower.py logq logq 4        # the same with the logQ (sampling-bias) correction
     TEMP=0.2 python docs/experiments/text_tower.py hard hard-t0.2 4   # any training mode at another temperature
+    PRICE=1 python docs/experiments/text_tower.py hard price 4   # item texts with their price band in words
     PROFILE=gpu python docs/experiments/text_tower.py hard gpu-hard 4    # the gpu profile's pairs, batch and rate
     python docs/experiments/text_tower.py assess base-e4 hard-e4
     python docs/experiments/text_tower.py wise base-e4 0.25 0.5 0.75
@@ -48,6 +49,12 @@ valid = protocol.load_or_make("validation")
 ID_CHOICE = {"customers": True, "lam": 300.0, "dropout": 0.9}
 val_id = ItemRegression.for_split(valid, **ID_CHOICE)
 texts = np.array(valid.texts())
+PRICE = os.environ.get("PRICE") == "1"   # every item's text ends with its price band in words (TF-IDF's too)
+if PRICE:
+    BANDS = [(1, "under one pound"), (2, "one to two pounds"), (5, "two to five pounds"), (10, "five to ten pounds"),
+             (np.inf, "over ten pounds")]
+    texts = np.array([f"{t} , {next(w for top, w in BANDS if p < top)}"
+                      for t, p in zip(texts, valid.catalog["median_price"].fillna(0).to_numpy())])
 tokenizer, _ = load_encoder(PROFILE.encoder.model_name)
 OUT = os.environ.get("OUT", "/tmp/coldstart-text-tower")
 TEMP = float(os.environ.get("TEMP", "0.05"))   # the in-batch softmax temperature of every training mode
@@ -67,7 +74,7 @@ def vecs(enc):
 def load_vectors(name):
     """TF-IDF for ``tfidf``, else the saved vectors ``name``.npy in $OUT (or, for a sim- mode, its parent)."""
     if name == "tfidf":
-        return tfidf_vectors(valid.texts())
+        return tfidf_vectors(list(texts))
     path = f"{OUT}/{name}.npy"
     return np.load(path if os.path.exists(path) else f"{OUT}/../{name}.npy")
 

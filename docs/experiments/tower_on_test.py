@@ -1,11 +1,15 @@
-"""The `gpu` profile's taught tower, trained on this CPU, on the test users (docs/design-notes.md).
+"""A taught tower of docs/experiments/text_tower.py, retrained on the test split and compared once on
+the test users (docs/design-notes.md).
 
-Notebook 03's path with the `gpu` profile's pairs, batch, rate and token length: the epochs are chosen
-on validation from the vectors `PROFILE=gpu text_tower.py hard gpu-hard 4` saved in $OUT, the tower is
-retrained on the test split's ID part with hard negatives, and text alone, the retriever and the ten
-new-product places are compared with TF-IDF and zero-shot text, every choice made on validation.
+Notebook 03's path with a profile's pairs, batch, rate and token length (``PROFILE``, default ``gpu``,
+run on this CPU) and optionally item texts ending with their price band (``PRICE=1``; the baselines keep
+their plain texts): the epochs are chosen on validation from the vectors ``TAG``-e1..4 that text_tower.py
+saved in $OUT, the tower is retrained on the test split's ID part with hard negatives, and text alone,
+the retriever and the ten new-product places are compared with TF-IDF and zero-shot text, every choice
+made on validation.
 
-    OUT=/tmp/coldstart-text-tower python docs/experiments/gpu_recipe_test.py
+    OUT=/tmp/coldstart-text-tower python docs/experiments/tower_on_test.py                  # TAG=gpu-hard
+    OUT=... PROFILE=cpu PRICE=1 TAG=price python docs/experiments/tower_on_test.py
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
 """
@@ -24,7 +28,9 @@ from coldstart.models import NewProductSlots, TwoTower, encode, load_encoder
 from coldstart.models.baselines import ItemRegression
 from coldstart.training import pairs
 
-PROFILE = coldstart.get_profile("gpu")
+PROFILE = coldstart.get_profile(os.environ.get("PROFILE", "gpu"))
+TAG = os.environ.get("TAG", "gpu-hard")
+PRICE = os.environ.get("PRICE") == "1"
 coldstart.set_seed(42)
 tf = coldstart.import_tensorflow()
 OUT = os.environ.get("OUT", "/tmp/coldstart-text-tower")
@@ -33,17 +39,28 @@ split, valid = protocol.load_or_make("test"), protocol.load_or_make("validation"
 tokenizer, pretrained = load_encoder(PROFILE.encoder.model_name)
 
 
+def priced(split_):
+    """The split's item texts, each ending with its price band in words when PRICE (as text_tower.py)."""
+    texts = list(split_.texts())
+    if not PRICE:
+        return texts
+    bands = [(1, "under one pound"), (2, "one to two pounds"), (5, "two to five pounds"), (10, "five to ten pounds"),
+             (np.inf, "over ten pounds")]
+    prices = split_.catalog["median_price"].fillna(0).to_numpy()
+    return [f"{t} , {next(w for top, w in bands if p < top)}" for t, p in zip(texts, prices)]
+
+
 def vectors(encoder, texts):
     return encode(list(texts), tokenizer, encoder, max_len=PROFILE.encoder.max_len, batch_size=128, progress=False)
 
 
-curve = {e: training.tune_softness(valid, np.load(f"{OUT}/gpu-hard-e{e}.npy"))[1].max() for e in range(1, 5)}
+curve = {e: training.tune_softness(valid, np.load(f"{OUT}/{TAG}-e{e}.npy"))[1].max() for e in range(1, 5)}
 best = max(curve, key=curve.get)
 print("validation NDCG@10 by epoch:", {e: round(v, 4) for e, v in curve.items()}, "kept:", best, flush=True)
 
 test_id = ItemRegression.for_split(split, **ID_CHOICE)
 words = tfidf_vectors(split.texts())
-data, steps = pairs.item_pair_dataset(test_id.B, np.array(split.texts()), tokenizer, PROFILE.fine_tuning.item_pairs,
+data, steps = pairs.item_pair_dataset(test_id.B, np.array(priced(split)), tokenizer, PROFILE.fine_tuning.item_pairs,
                                       best, PROFILE.training.batch_size, item_len=PROFILE.encoder.max_len,
                                       negatives_from=(words @ words.T).toarray())
 _, body = load_encoder(PROFILE.encoder.model_name)
@@ -55,12 +72,12 @@ start = time.perf_counter()
 model.fit(data, steps_per_epoch=steps, epochs=best, verbose=0)
 print(f"retrained on the test split: {best} epochs of {steps} steps, {(time.perf_counter() - start) / 60:.1f} min",
       flush=True)
-test_tower = vectors(model.encoder, split.texts())
-np.save(f"{OUT}/gpu-test-tower.npy", test_tower)
+test_tower = vectors(model.encoder, priced(split))
+np.save(f"{OUT}/{TAG}-test-tower.npy", test_tower)
 
 val_of = {"tfidf": tfidf_vectors(valid.texts()), "zero-shot-lm": vectors(pretrained, valid.texts()),
-          "gpu-tower": np.load(f"{OUT}/gpu-hard-e{best}.npy")}
-test_of = {"tfidf": words, "zero-shot-lm": vectors(pretrained, split.texts()), "gpu-tower": test_tower}
+          "tower": np.load(f"{OUT}/{TAG}-e{best}.npy")}
+test_of = {"tfidf": words, "zero-shot-lm": vectors(pretrained, split.texts()), "tower": test_tower}
 results = {}
 for name in val_of:
     ret, text, choice = training.fair_text_retriever(valid, split, val_of[name], test_of[name], ID_CHOICE, name)
@@ -77,9 +94,9 @@ def row(r):
 
 
 print(pd.DataFrame({n: row(r) for n, r in results.items()}).T.round(4).to_string(), flush=True)
-for a, b, metric in [("gpu-tower", "tfidf", "ndcg@10"), ("gpu-tower", "zero-shot-lm", "ndcg@10"),
-                     ("id+gpu-tower", "id+tfidf", "ndcg@10"), ("id+gpu-tower", "id+zero-shot-lm", "ndcg@10"),
-                     ("gpu-tower", "tfidf", "recall@20"), ("id+gpu-tower+places", "id+tfidf+places", "recall@20")]:
+for a, b, metric in [("tower", "tfidf", "ndcg@10"), ("tower", "zero-shot-lm", "ndcg@10"),
+                     ("id+tower", "id+tfidf", "ndcg@10"), ("id+tower", "id+zero-shot-lm", "ndcg@10"),
+                     ("tower", "tfidf", "recall@20"), ("id+tower+places", "id+tfidf+places", "recall@20")]:
     c = E.compare(results[a], results[b], metric=metric, n_boot=1000)
     segs = ["cold-items"] if metric == "recall@20" else ["k=1", "k=3", "k=5"]
     print(f"{a} - {b} ({metric}):")
