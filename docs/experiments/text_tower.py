@@ -161,24 +161,18 @@ def launch_pairs(young_days=45, settle_days=60):
     sale, the anchor another item of the same invoice; products first sold in the data's first
     ``settle_days`` are not launches (the data starts then)."""
     rows = valid.train
-    first = rows.groupby("item")["date"].min()
-    start = rows["date"].min()
-    pos = pd.Series(np.arange(valid.n_items), index=valid.item_ids)
-    young = first[(first >= start + pd.Timedelta(days=settle_days))]
+    first = rows.groupby("item")["date"].min().reindex(valid.item_ids).to_numpy()   # catalog order; NaT: unsold
+    launched = first >= (rows["date"].min() + pd.Timedelta(days=settle_days)).to_datetime64()
+    young = np.timedelta64(young_days, "D")
     baskets = pairs.invoice_baskets(valid)
-    first_pos = pd.Series(first.reindex(valid.item_ids).to_numpy(), index=np.arange(valid.n_items))
-    is_launch = np.zeros(valid.n_items, bool)
-    is_launch[pos.reindex(young.index).dropna().astype(int).to_numpy()] = True
-    fp = first_pos.to_numpy()
     a, p = [], []
     for items, date in zip(baskets["items"], baskets["date"]):
-        for y in items:
-            if is_launch[y] and (date - fp[y]) <= pd.Timedelta(days=young_days):
-                for x in items:
-                    if x != y:
-                        a.append(x)
-                        p.append(y)
-    print(f"launch pairs: {len(a)} from {is_launch.sum()} launched products", flush=True)
+        for y in items[launched[items]]:
+            if date.to_datetime64() - first[y] <= young:
+                others = items[items != y]
+                a.extend(others)
+                p.extend([y] * len(others))
+    print(f"launch pairs: {len(a)} from {launched.sum()} launched products", flush=True)
     return np.array(a, np.int64), np.array(p, np.int64)
 
 
