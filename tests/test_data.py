@@ -20,7 +20,7 @@ import pytest
 from conftest import real_data_file
 
 from coldstart.data import retail as data
-from coldstart.data.text import normalise_text
+from coldstart.data.text import normalise_text, price_band, with_price_band
 
 REAL_FILE = real_data_file()
 needs_real = pytest.mark.skipif(
@@ -547,3 +547,21 @@ def test_non_utf8_descriptions_do_not_crash(tmp_path):
     cat = data.build_catalog(clean_df)
     assert cat.loc["85123A", "text"] == "caf\ufffd mug"  # a 1-1 tie: line 0 is sold first
     assert cat.loc["71053", "text"] == "cafã‰ mug"
+
+
+@pytest.mark.parametrize("price, words", [
+    (0.0, "under one pound"), (0.99, "under one pound"), (1.0, "one to two pounds"), (4.99, "two to five pounds"),
+    (5.0, "five to ten pounds"), (9.99, "five to ten pounds"), (10.0, "over ten pounds"), (165, "over ten pounds"),
+    (float("nan"), ""), (None, ""), (np.float32(1.5), "one to two pounds"),
+])
+def test_price_band_words_by_the_band_edges(price, words):
+    assert price_band(price) == words
+
+
+def test_with_price_band_appends_the_band_and_rejects_what_is_not_a_price():
+    assert with_price_band(["cake stand", "gift tag", "mystery"], [12.75, 0.85, None]) == [
+        "cake stand , over ten pounds", "gift tag , under one pound", "mystery"]
+    with pytest.raises(ValueError, match="cannot be negative"):
+        with_price_band(["refund"], [-2.0])
+    with pytest.raises(ValueError, match="2 texts but 1 prices"):
+        with_price_band(["a", "b"], [1.0])

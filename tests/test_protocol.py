@@ -190,6 +190,9 @@ def test_positions_drops_unknown_codes(tiny_split):
     assert tiny_split.positions(["unknown"]).shape == (0,)
     assert tiny_split.texts([2, 0]) == ["white hanging heart t-light holder", "red retrospot cake stand"]
     assert len(tiny_split.texts()) == 10
+    assert tiny_split.texts([2, 0], price_band=True) == ["white hanging heart t-light holder , one to two pounds",
+                                                          "red retrospot cake stand , two to five pounds"]
+    assert [t.split(" , ")[0] for t in tiny_split.texts(price_band=True)] == tiny_split.texts()
 
 
 def test_segment_sample_deterministic_subset(split):

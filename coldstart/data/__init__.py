@@ -2,8 +2,8 @@
 published benchmark's split.
 
 * :mod:`~coldstart.data.retail` -- get, check and clean the table; the item catalog.
-* :mod:`~coldstart.data.text` -- the text rules: normalising a description, an item's text, a
-  context written as one text, TF-IDF.
+* :mod:`~coldstart.data.text` -- the text rules: normalising a description, an item's text, its
+  price band in words, a context written as one text, TF-IDF.
 * :mod:`~coldstart.data.protocol` -- the cold-start protocol: the splits, the :class:`Cases` record
   every recommender scores, the segments.
 * :mod:`~coldstart.data.subgroups` -- market and season groups of a split.
@@ -24,4 +24,4 @@ from .protocol import (  # noqa: F401
     make_validation_split,
 )
 from .retail import DataUnavailable, SchemaError, build_catalog, clean, load_clean, load_raw  # noqa: F401
-from .text import context_text, normalise_text, tfidf_similarity, tfidf_vectors  # noqa: F401
+from .text import context_text, normalise_text, price_band, tfidf_similarity, tfidf_vectors, with_price_band  # noqa: F401

@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from .._internal.io import atomic_dir
 from ..config import data_dir, shown
 from .retail import build_catalog, load_clean
+from .text import with_price_band
 
 TEST_CUTOFF = "2011-09-01"
 VALID_CUTOFF = "2011-07-01"
@@ -199,10 +200,14 @@ class ColdStartSplit:
         pos = self._position
         return np.array([pos[i] for i in items if i in pos], dtype=np.int64)
 
-    def texts(self, positions=None) -> list:
-        """Item texts, for all items or for the given catalog positions."""
+    def texts(self, positions=None, price_band: bool = False) -> list:
+        """Item texts, for all items or for the given catalog positions; with ``price_band``, each
+        followed by its median price in words (:func:`~coldstart.data.text.with_price_band`)."""
         text = self.catalog["text"].to_numpy()
-        return list(text if positions is None else text[np.asarray(positions, dtype=np.int64)])
+        chosen = slice(None) if positions is None else np.asarray(positions, dtype=np.int64)
+        if price_band:
+            return with_price_band(text[chosen], self.catalog["median_price"].to_numpy()[chosen])
+        return list(text[chosen])
 
     @property
     def new_items(self) -> np.ndarray:

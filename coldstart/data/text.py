@@ -5,6 +5,8 @@ item gets, how a context becomes one text, and what "TF-IDF" means here.
   meaningless trailing punctuation.
 * :func:`most_frequent_text` -- an item's text is its most frequent (normalised) description; ties
   go to the description seen first.
+* :func:`price_band` / :func:`with_price_band` -- a product's price in words ("two to five pounds"),
+  written after its text: a fact a shop knows when it lists a product, before anyone buys it.
 * :func:`context_text` -- a user's context written as one text for an encoder: its items' texts
   joined by :data:`CONTEXT_SEPARATOR`, in click order (or the most recent first, for histories
   that may be truncated from the end).
@@ -27,6 +29,12 @@ import scipy.sparse as sp
 _TRAILING_JUNK = r"[\s.,;:!?\-_/\\*+&|~]+$"
 
 CONTEXT_SEPARATOR = " ; "
+
+# Upper bounds in pounds (exclusive) and their words: round amounts a shopper would name, and words
+# rather than digits, which a language model read far more often in pretraining.
+PRICE_BANDS = ((1.0, "under one pound"), (2.0, "one to two pounds"), (5.0, "two to five pounds"),
+               (10.0, "five to ten pounds"), (float("inf"), "over ten pounds"))
+PRICE_SEPARATOR = " , "
 
 
 def normalise_text(s) -> str:
@@ -67,6 +75,36 @@ def most_frequent_text(items, descriptions: pd.Series, order) -> pd.Series:
             .sort_values(["item", "n", "first"], ascending=[True, False, True])
             .drop_duplicates("item")
             .set_index("item")["text"])
+
+
+def price_band(price) -> str:
+    """A price in pounds as the words of its band (:data:`PRICE_BANDS`); ``""`` for a missing price.
+
+    >>> price_band(2.95)
+    'two to five pounds'
+
+    Raises ``ValueError`` for a negative price: a refund or a data error, not a product's price.
+    """
+    if price is None or price is pd.NA or (isinstance(price, (float, np.floating)) and np.isnan(price)):
+        return ""
+    price = float(price)
+    if price < 0:
+        raise ValueError(f"a price cannot be negative ({price}): give the product's listing price in pounds")
+    return next(words for top, words in PRICE_BANDS if price < top)
+
+
+def with_price_band(texts: Sequence[str], prices) -> list:
+    """Each text followed by its price band: ``"<text> , <band>"`` (the text alone where the price is
+    missing). ``texts`` and ``prices`` are aligned.
+
+    >>> with_price_band(["lunch bag red retrospot"], [1.65])
+    ['lunch bag red retrospot , one to two pounds']
+    """
+    texts, prices = list(texts), list(prices)
+    if len(texts) != len(prices):
+        raise ValueError(f"{len(texts)} texts but {len(prices)} prices: give one price per text")
+    bands = [price_band(p) for p in prices]
+    return [f"{t}{PRICE_SEPARATOR}{b}" if b else t for t, b in zip(texts, bands)]
 
 
 def context_text(item_texts: Sequence[str], newest_first: bool = False, last: Optional[int] = None,
