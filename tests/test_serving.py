@@ -259,7 +259,8 @@ def test_save_and_load_give_identical_recommendations(rec, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["recommender"]   # no temporary folder left
     meta = json.loads((folder / "serving.json").read_text())
     assert meta["versions"]["tensorflow"] == tf.__version__ and meta["recipe"] == {
-        "w_text": 0.5, "beta": 0.01, "lam": 1.0, "dropout": 0.0, "customers": False, "softness": None}
+        "w_text": 0.5, "beta": 0.01, "lam": 1.0, "dropout": 0.0, "customers": False, "softness": None,
+        "price_band": False}
     back = serving.Recommender.load(folder)
     assert back.item_ids == rec.item_ids and np.array_equal(back.index, rec.index)
     for kwargs in [dict(clicked_items=["10001", "NEW-1"]), dict(query_text="zinc heart", clicked_items=["10003"]),
@@ -267,6 +268,36 @@ def test_save_and_load_give_identical_recommendations(rec, tmp_path):
         a, b = rec.recommend(k=6, **kwargs), back.recommend(k=6, **kwargs)
         pd.testing.assert_frame_equal(a, b, atol=1e-6)
         assert a.attrs == b.attrs
+
+
+def test_a_price_band_recipe_indexes_each_text_with_its_band_and_needs_prices_for_new_products(
+        tiny_split, tokenizer, tiny_bert, tmp_path):
+    from coldstart.models.encoders import encode
+
+    rec = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=0.5, lam=1.0, price_band=True),
+                                         progress=False)
+    banded = tiny_split.texts(price_band=True)
+    assert rec.texts == tiny_split.texts() and rec.index_texts() == banded   # lists show the text alone
+    assert np.allclose(rec.index, encode(banded, tokenizer, tiny_bert, max_len=rec.max_len), atol=1e-6)
+    before = rec.index.copy()
+    for prices, match in [(None, "give prices"), ([-1.0], "cannot be negative"), (["cheap"], "numbers in pounds"),
+                          ([1.0, 2.0], "1 texts but 2 prices")]:
+        with pytest.raises(ValueError, match=match):
+            rec.add_items(["glass star christmas bauble"], ["NEW-1"], prices=prices)
+        assert np.array_equal(rec.index, before)
+    rec.add_items(["glass star christmas bauble", "paper chain kit"], ["NEW-1", "NEW-2"], prices=[12.5, None])
+    assert rec.index_texts()[-2:] == ["glass star christmas bauble , over ten pounds", "paper chain kit"]
+    assert np.allclose(rec.index[-2:], encode(rec.index_texts()[-2:], tokenizer, tiny_bert, max_len=rec.max_len),
+                       atol=1e-6)
+    back = serving.Recommender.load(rec.save(tmp_path / "priced"))
+    assert back.recipe.price_band and back.index_texts() == rec.index_texts()
+    pd.testing.assert_frame_equal(back.recommend(["NEW-1"], k=5), rec.recommend(["NEW-1"], k=5), atol=1e-6)
+    # a recipe without price bands indexes the texts alone, and a price is optional there
+    plain = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=0.5, lam=1.0),
+                                           progress=False)
+    assert plain.index_texts() == tiny_split.texts()
+    plain.add_items(["paper chain kit"], ["NEW-2"])
+    assert np.isnan(plain.prices[-1])
 
 
 def test_save_replaces_atomically_and_keeps_the_old_folder_on_failure(rec, tmp_path, monkeypatch):
@@ -297,7 +328,9 @@ def test_recipe_is_read_from_retriever_json(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"recipe": {"w_text": 0.2, "beta": 0.0}}))
     assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.2, beta=0.0, lam=None)
     (tmp_path / "r.json").write_text(json.dumps({"w_text": 0.2, "softness": 0.05}))
-    assert Recipe.read(tmp_path / "r.json").softness == 0.05
+    assert Recipe.read(tmp_path / "r.json").softness == 0.05 and not Recipe.read(tmp_path / "r.json").price_band
+    Recipe(w_text=0.2, price_band=True).save(tmp_path / "r.json", encoder="checkpoints/two-tower")
+    assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.2, price_band=True)
     with pytest.raises(ValueError, match="unknown recipe keys"):
         Recipe.from_dict({"w_txt": 1})
 

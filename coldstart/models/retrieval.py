@@ -146,7 +146,9 @@ class Recipe:
     part's ridge strength (``None``: no ID part); ``dropout`` and ``customers`` are the rest of its
     fit (:meth:`~coldstart.models.baselines.ItemRegression.for_split`); ``softness`` is how the text
     part combines several clicks (:class:`~coldstart.models.baselines.TextSimilarity`: ``None``, their
-    average). Defaults: text only, no bias, the average.
+    average); ``price_band``: the item texts the text model reads end with their price band
+    (:func:`~coldstart.data.text.with_price_band`), so serving must write them the same way. Defaults:
+    text only, no bias, the average, the texts alone.
     """
 
     w_text: float = 1.0
@@ -155,6 +157,7 @@ class Recipe:
     dropout: float = 0.0
     customers: bool = False
     softness: Optional[float] = None
+    price_band: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> "Recipe":
@@ -166,7 +169,8 @@ class Recipe:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown recipe keys {unknown}: expected some of {sorted(known)}")
-        out = {k: (None if v is None else bool(v) if k == "customers" else float(v)) for k, v in values.items()}
+        out = {k: (None if v is None else bool(v) if k in ("customers", "price_band") else float(v))
+               for k, v in values.items()}
         return cls(**out)
 
 
@@ -175,7 +179,7 @@ class Recipe:
         """The recipe in a ``retriever.json`` written by :meth:`save` (``None`` if the file is missing).
 
         The file may hold other keys (notes, settings); only ``w_text`` (or ``w``), ``beta``, ``lam``,
-        ``dropout``, ``customers`` and ``softness`` are read, at the top level or under ``"recipe"``.
+        ``dropout``, ``customers``, ``softness`` and ``price_band`` are read, at the top level or under ``"recipe"``.
         """
         path = Path(path)
         if not path.is_file():
@@ -184,8 +188,8 @@ class Recipe:
         data = data.get("recipe", data)
         if "w" in data and "w_text" not in data:
             data = {**data, "w_text": data["w"]}
-        return cls.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers", "softness")
-                              if k in data})
+        return cls.from_dict({k: data[k] for k in ("w_text", "beta", "lam", "dropout", "customers", "softness",
+                                                   "price_band") if k in data})
 
     def save(self, path, **notes) -> Path:
         """Write the recipe to ``path`` as JSON (atomically), with ``notes`` (other settings worth

@@ -6,8 +6,10 @@ A :class:`Recommender` is everything a shop needs at serving time, and nothing o
   and its tokenizer, used only to encode a free-text query and new products;
 * the **item index**: every catalog item's L2-normalised text vector, computed once (``index``);
 * the **ID part** (optional): the item-to-item matrix of :class:`coldstart.models.baselines.ItemRegression`;
-* the **catalog** (item ids and texts), which items are new (no purchases before the cutoff), and
-  the **popularity** of each item overall and per country, for a customer we know nothing about.
+* the **catalog** (item ids, texts and prices), which items are new (no purchases before the cutoff),
+  and the **popularity** of each item overall and per country, for a customer we know nothing about.
+  When the recipe says the text model reads price bands (``recipe.price_band``), the index holds the
+  vectors of the texts with their price band (:meth:`Recommender.index_texts`); lists show the texts alone.
 
 Scoring recipe: the course's retrieval recipe (:mod:`coldstart.models.retrieval`, the one notebook 03
 tunes; ``runs/<profile>/retriever.json`` holds its choices)::
@@ -64,6 +66,7 @@ from .._internal.io import atomic_dir
 from .._internal.versions import library_versions
 from ..config import get_profile, runs_dir, shown
 from ..data.protocol import Cases
+from ..data.text import price_band, with_price_band
 from ..evaluation.metrics import topk_items
 from ..models.baselines import CountryPopularity, ItemRegression, TextSimilarity
 from ..models.encoders import encode, load_encoder, load_tokenizer, resolve_model
@@ -87,7 +90,7 @@ class Recommender:
     def __init__(self, tokenizer, encoder, item_ids: Sequence[str], texts: Sequence[str], index: np.ndarray, *,
                  is_new=None, popularity=None, countries: Sequence[str] = (), country_popularity=None,
                  id_matrix=None, recipe: Recipe = Recipe(), max_len: int = 32, query_max_len: int = 64,
-                 source: str = "", country_backoff: float = 0.1, blas_threads: Optional[int] = 1):
+                 source: str = "", country_backoff: float = 0.1, blas_threads: Optional[int] = 1, prices=None):
         n = len(item_ids)
         self.tokenizer, self.encoder = tokenizer, encoder
         self.item_ids = [str(i) for i in item_ids]
@@ -98,6 +101,9 @@ class Recommender:
         if len(self.texts) != n or index.shape[0] != n:
             raise ValueError(f"{n} item ids, {len(self.texts)} texts and {index.shape[0]} index rows: they must match")
         self.index = index
+        self.prices = np.full(n, np.nan) if prices is None else np.asarray(prices, np.float64).copy()
+        if self.prices.shape != (n,):
+            raise ValueError(f"{n} items but {self.prices.shape[0] if self.prices.ndim else 0} prices: they must match")
         self.is_new = np.zeros(n, np.float32) if is_new is None else np.asarray(is_new, np.float32).copy()
         self.popularity = np.zeros(n, np.float32) if popularity is None else np.asarray(popularity, np.float32).copy()
         self.countries = [str(c) for c in countries]
@@ -138,14 +144,15 @@ class Recommender:
         ``encoder``: a ``TFAutoModel`` body, a :class:`~coldstart.models.bert.TwoTower` (its body is
         used), a folder saved with ``save_pretrained`` or a model name (default: the profile's model,
         zero-shot). ``tokenizer`` defaults to the one saved beside the encoder, else the model's.
-        The catalog is encoded once (the index); popularity comes from ``split.train`` only; the
-        ID part is fitted on the training baskets when ``recipe.lam`` is set.
+        The catalog is encoded once (the index; each text with its price band when
+        ``recipe.price_band``); popularity comes from ``split.train`` only; the ID part is fitted on
+        the training baskets when ``recipe.lam`` is set.
         """
         recipe = recipe or Recipe()
         tokenizer, encoder, where = _resolve_encoder(encoder, tokenizer)
         texts = split.texts()
-        index = encode(texts, tokenizer, encoder, max_len=max_len, batch_size=batch_size, progress=progress,
-                       desc="encoding the catalog")
+        index = encode(split.texts(price_band=recipe.price_band), tokenizer, encoder, max_len=max_len,
+                       batch_size=batch_size, progress=progress, desc="encoding the catalog")
         pop = CountryPopularity(split)
         countries = sorted(pop.countries, key=pop.countries.get)
         id_matrix = None
@@ -154,7 +161,8 @@ class Recommender:
                                                  customers=recipe.customers).B
         rec = cls(tokenizer, encoder, split.item_ids, texts, index, is_new=split.new_items, popularity=pop.glob,
                   countries=countries, country_popularity=pop.share, id_matrix=id_matrix, recipe=recipe,
-                  max_len=max_len, query_max_len=query_max_len, source=source or where)
+                  max_len=max_len, query_max_len=query_max_len, source=source or where,
+                  prices=split.catalog["median_price"].to_numpy())
         return rec.warm_up()
 
     @property
@@ -172,30 +180,39 @@ class Recommender:
                 f"ID part: {id_part}, w_text={self.recipe.w_text}, beta={self.recipe.beta}, source={self.source!r})")
 
     # -- encoding ----------------------------------------------------------------------------------
+    def index_texts(self) -> list:
+        """The texts the index holds the vectors of: each item's text, followed by its price band when
+        the recipe's text model reads them (``recipe.price_band``; no band where the price is unknown)."""
+        return with_price_band(self.texts, self.prices) if self.recipe.price_band else list(self.texts)
+
     def encode_query(self, text: str) -> Query:
         """Encode a free-text query (one encoder call, :func:`~coldstart.serving.query.encode_query`).
         Longer than ``query_max_len`` tokens: truncated. Raises ``ValueError`` for an empty or blank
         text (:meth:`recommend` ignores those instead)."""
         return encode_query(text, self.tokenizer, self.encoder, max_len=self.query_max_len, lock=self._tokenizer_lock)
 
-    def add_items(self, texts: Sequence[str], ids: Optional[Sequence[str]] = None) -> list:
+    def add_items(self, texts: Sequence[str], ids: Optional[Sequence[str]] = None, prices=None) -> list:
         """Put new products into the index now (they need a text, no purchases). Returns their ids.
 
         New products count as new (``beta`` applies), have no popularity and no ID part. One string
         is one product. ``ids`` default to the first free ``new-1``, ``new-2``, ... (never an id the
-        catalog or ``ids`` already has). Raises ``ValueError`` (and changes nothing) for a text that
-        is not a string or shows nothing, a repeated or existing id, or a length mismatch.
+        catalog or ``ids`` already has). ``prices`` (pounds, one per text; ``None`` or NaN for an
+        unknown one) are required when the recipe's text model reads price bands, since a product's
+        vector depends on its band there. Raises ``ValueError`` (and changes nothing) for a text that
+        is not a string or shows nothing, a repeated or existing id, a missing, negative or
+        non-numeric price, or a length mismatch.
 
         Safe while other threads call :meth:`recommend` (or :meth:`score`, :meth:`save`): each of
         those works on the catalog before the add or after it, whole.
         """
         with self._add_lock:
-            return self._add_items(texts, ids)
+            return self._add_items(texts, ids, prices)
 
-    def _add_items(self, texts, ids) -> list:
+    def _add_items(self, texts, ids, prices) -> list:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if isinstance(ids, str):
             ids = [ids]
+        prices = _prices(prices, len(texts), required=self.recipe.price_band)
         not_text = [j for j, t in enumerate(texts) if not isinstance(t, str)]
         if not_text:
             raise ValueError(f"product texts must be strings: position(s) {not_text[:5]} hold "
@@ -217,7 +234,8 @@ class Recommender:
             raise ValueError(f"ids already in the catalog or repeated: {taken or ids}")
         if not texts:
             return []
-        vectors = encode(texts, self.tokenizer, self.encoder, max_len=self.max_len, progress=False,
+        read = with_price_band(texts, prices) if self.recipe.price_band else texts
+        vectors = encode(read, self.tokenizer, self.encoder, max_len=self.max_len, progress=False,
                          lock=self._tokenizer_lock)
         m = len(texts)
         # new objects only (no +=, no update): a view taken before the swap keeps the old catalog whole
@@ -225,6 +243,7 @@ class Recommender:
             index=np.vstack([self.index, vectors]).astype(np.float32),
             item_ids=self.item_ids + ids,
             texts=self.texts + texts,
+            prices=np.concatenate([self.prices, prices]),
             is_new=np.concatenate([self.is_new, np.ones(m, np.float32)]),
             popularity=np.concatenate([self.popularity, np.zeros(m, np.float32)]),
             country_popularity=np.hstack([self.country_popularity, np.zeros((len(self.countries), m), np.float32)]),
@@ -428,7 +447,7 @@ class Recommender:
             np.save(tmp / "index.npy", self.index)
             if self.id_matrix is not None:
                 np.save(tmp / "id_matrix.npy", self.id_matrix)
-            pd.DataFrame({"item_id": self.item_ids, "text": self.texts, "is_new": self.is_new,
+            pd.DataFrame({"item_id": self.item_ids, "text": self.texts, "price": self.prices, "is_new": self.is_new,
                           "popularity": self.popularity}).to_parquet(tmp / "catalog.parquet", index=False)
             np.savez(tmp / "popularity.npz", country=self.country_popularity)
             meta = {
@@ -483,7 +502,8 @@ class Recommender:
                       countries=meta["countries"], country_popularity=country_pop,
                       id_matrix=np.load(id_file) if id_file.exists() else None, recipe=Recipe(**meta["recipe"]),
                       max_len=meta["max_len"], query_max_len=meta["query_max_len"], source=meta.get("source", ""),
-                      country_backoff=meta.get("country_backoff", 0.1))
+                      country_backoff=meta.get("country_backoff", 0.1),
+                      prices=catalog["price"].to_numpy() if "price" in catalog else None)
         except (OSError, KeyError, TypeError, ValueError, IndexError) as err:
             raise _damaged(folder, f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}") \
                 from err
@@ -538,7 +558,8 @@ def encoded_context_recommender(rec: Recommender, name: str = "encoded context")
     """Notebook 03's way to build the user vector, on the same encoder, index and recipe: the clicked
     items' texts are joined into one text and encoded (one encoder call per context), instead of
     averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluation.evaluate`)."""
-    text = EncodedContextSimilarity(rec.tokenizer, rec.encoder, rec.texts, rec.index, context_len=rec.query_max_len)
+    text = EncodedContextSimilarity(rec.tokenizer, rec.encoder, rec.index_texts(), rec.index,
+                                    context_len=rec.query_max_len)
     return Retriever(text, id_part=rec.id_part, w_text=rec.recipe.w_text, beta=rec.recipe.beta, is_new=rec.is_new,
                      name=name)
 
@@ -558,6 +579,25 @@ def _resolve_encoder(encoder, tokenizer):
     if tokenizer is None:
         tokenizer = load_tokenizer(getattr(getattr(body, "config", None), "_name_or_path", None) or None)
     return tokenizer, body, type(encoder).__name__
+
+
+def _prices(prices, n: int, required: bool) -> np.ndarray:
+    """``n`` prices as floats (NaN: unknown), checked before anything changes."""
+    if prices is None:
+        if required:
+            raise ValueError("this recommender's text model reads each product's price band (recipe.price_band): "
+                             "give prices=[...] in pounds, one per text (None for an unknown one)")
+        return np.full(n, np.nan)
+    prices = [prices] if np.isscalar(prices) else list(prices)
+    if len(prices) != n:
+        raise ValueError(f"{n} texts but {len(prices)} prices")
+    try:
+        out = np.array([np.nan if p is None else float(p) for p in prices], np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"prices must be numbers in pounds: {err}") from None
+    for p in out:
+        price_band(p)   # a negative price raises here, before the index changes
+    return out
 
 
 def _top(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
