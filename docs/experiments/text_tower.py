@@ -48,13 +48,8 @@ tf = coldstart.import_tensorflow()
 valid = protocol.load_or_make("validation")
 ID_CHOICE = {"customers": True, "lam": 300.0, "dropout": 0.9}
 val_id = ItemRegression.for_split(valid, **ID_CHOICE)
-texts = np.array(valid.texts())
 PRICE = os.environ.get("PRICE") == "1"   # every item's text ends with its price band in words (TF-IDF's too)
-if PRICE:
-    BANDS = [(1, "under one pound"), (2, "one to two pounds"), (5, "two to five pounds"), (10, "five to ten pounds"),
-             (np.inf, "over ten pounds")]
-    texts = np.array([f"{t} , {next(w for top, w in BANDS if p < top)}"
-                      for t, p in zip(texts, valid.catalog["median_price"].fillna(0).to_numpy())])
+texts = np.array(valid.texts(price_band=PRICE))
 tokenizer, _ = load_encoder(PROFILE.encoder.model_name)
 OUT = os.environ.get("OUT", "/tmp/coldstart-text-tower")
 TEMP = float(os.environ.get("TEMP", "0.05"))   # the in-batch softmax temperature of every training mode

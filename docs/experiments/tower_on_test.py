@@ -41,13 +41,7 @@ tokenizer, pretrained = load_encoder(PROFILE.encoder.model_name)
 
 def priced(split_):
     """The split's item texts, each ending with its price band in words when PRICE (as text_tower.py)."""
-    texts = list(split_.texts())
-    if not PRICE:
-        return texts
-    bands = [(1, "under one pound"), (2, "one to two pounds"), (5, "two to five pounds"), (10, "five to ten pounds"),
-             (np.inf, "over ten pounds")]
-    prices = split_.catalog["median_price"].fillna(0).to_numpy()
-    return [f"{t} , {next(w for top, w in bands if p < top)}" for t, p in zip(texts, prices)]
+    return split_.texts(price_band=PRICE)
 
 
 def vectors(encoder, texts):
