@@ -552,7 +552,8 @@ def test_non_utf8_descriptions_do_not_crash(tmp_path):
 @pytest.mark.parametrize("price, words", [
     (0.0, "under one pound"), (0.99, "under one pound"), (1.0, "one to two pounds"), (4.99, "two to five pounds"),
     (5.0, "five to ten pounds"), (9.99, "five to ten pounds"), (10.0, "over ten pounds"), (165, "over ten pounds"),
-    (float("nan"), ""), (None, ""), (np.float32(1.5), "one to two pounds"),
+    (float("nan"), ""), (None, ""), (pd.NA, ""), (np.float32(1.5), "one to two pounds"),
+    (np.int64(3), "two to five pounds"),
 ])
 def test_price_band_words_by_the_band_edges(price, words):
     assert price_band(price) == words
@@ -561,7 +562,13 @@ def test_price_band_words_by_the_band_edges(price, words):
 def test_with_price_band_appends_the_band_and_rejects_what_is_not_a_price():
     assert with_price_band(["cake stand", "gift tag", "mystery"], [12.75, 0.85, None]) == [
         "cake stand , over ten pounds", "gift tag , under one pound", "mystery"]
-    with pytest.raises(ValueError, match="cannot be negative"):
-        with_price_band(["refund"], [-2.0])
+    for bad in [-2.0, float("inf")]:
+        with pytest.raises(ValueError, match="finite and not negative"):
+            with_price_band(["refund"], [bad])
+    for bad in ["12", True]:
+        with pytest.raises(ValueError, match="must be a number"):
+            price_band(bad)
     with pytest.raises(ValueError, match="2 texts but 1 prices"):
         with_price_band(["a", "b"], [1.0])
+    out = with_price_band(np.array(["a", "b"]), pd.array([0.5, None], dtype="Float64"))
+    assert out == ["a , under one pound", "b"] and all(type(t) is str for t in out)

@@ -279,12 +279,13 @@ def test_a_price_band_recipe_indexes_each_text_with_its_band_and_needs_prices_fo
     banded = tiny_split.texts(price_band=True)
     assert rec.texts == tiny_split.texts() and rec.index_texts() == banded   # lists show the text alone
     assert np.allclose(rec.index, encode(banded, tokenizer, tiny_bert, max_len=rec.max_len), atol=1e-6)
-    before = rec.index.copy()
-    for prices, match in [(None, "give prices"), ([-1.0], "cannot be negative"), (["cheap"], "numbers in pounds"),
-                          ([1.0, 2.0], "1 texts but 2 prices")]:
+    before = (rec.index.copy(), list(rec.item_ids), rec.prices.copy(), rec.n_items)
+    for prices, match in [(None, "give prices"), ([-1.0], "not negative"), ([np.inf], "finite"),
+                          (["cheap"], "numbers in pounds"), ([1.0, 2.0], "1 texts but 2 prices")]:
         with pytest.raises(ValueError, match=match):
             rec.add_items(["glass star christmas bauble"], ["NEW-1"], prices=prices)
-        assert np.array_equal(rec.index, before)
+        assert np.array_equal(rec.index, before[0]) and rec.item_ids == before[1]
+        assert np.array_equal(rec.prices, before[2], equal_nan=True) and rec.n_items == before[3]
     rec.add_items(["glass star christmas bauble", "paper chain kit"], ["NEW-1", "NEW-2"], prices=[12.5, None])
     assert rec.index_texts()[-2:] == ["glass star christmas bauble , over ten pounds", "paper chain kit"]
     assert np.allclose(rec.index[-2:], encode(rec.index_texts()[-2:], tokenizer, tiny_bert, max_len=rec.max_len),
@@ -292,12 +293,33 @@ def test_a_price_band_recipe_indexes_each_text_with_its_band_and_needs_prices_fo
     back = serving.Recommender.load(rec.save(tmp_path / "priced"))
     assert back.recipe.price_band and back.index_texts() == rec.index_texts()
     pd.testing.assert_frame_equal(back.recommend(["NEW-1"], k=5), rec.recommend(["NEW-1"], k=5), atol=1e-6)
+    # notebook 03's way to encode a context joins the texts the index was built from
+    assert list(serving.encoded_context_recommender(rec).text.texts) == rec.index_texts()
+    # the constructor checks prices as add_items does
+    args = (rec.tokenizer, rec.encoder, rec.item_ids[:2], rec.texts[:2], rec.index[:2])
+    with pytest.raises(ValueError, match="give prices"):
+        serving.Recommender(*args, recipe=Recipe(price_band=True))
+    with pytest.raises(ValueError, match="not negative"):
+        serving.Recommender(*args, prices=[1.0, -3.0])
     # a recipe without price bands indexes the texts alone, and a price is optional there
     plain = serving.Recommender.from_split(tiny_split, tiny_bert, tokenizer, Recipe(w_text=0.5, lam=1.0),
                                            progress=False)
     assert plain.index_texts() == tiny_split.texts()
     plain.add_items(["paper chain kit"], ["NEW-2"])
     assert np.isnan(plain.prices[-1])
+
+
+def test_a_folder_saved_before_prices_existed_still_loads(rec, tmp_path):
+    folder = rec.save(tmp_path / "old")
+    meta = json.loads((folder / "serving.json").read_text())
+    assert meta["format"] == 2
+    meta["format"] = 1
+    del meta["recipe"]["price_band"]
+    (folder / "serving.json").write_text(json.dumps(meta))
+    pd.read_parquet(folder / "catalog.parquet").drop(columns="price").to_parquet(folder / "catalog.parquet")
+    back = serving.Recommender.load(folder)
+    assert not back.recipe.price_band and np.isnan(back.prices).all() and back.index_texts() == rec.texts
+    pd.testing.assert_frame_equal(back.recommend(["10001"], k=5), rec.recommend(["10001"], k=5), atol=1e-6)
 
 
 def test_save_replaces_atomically_and_keeps_the_old_folder_on_failure(rec, tmp_path, monkeypatch):
@@ -331,6 +353,9 @@ def test_recipe_is_read_from_retriever_json(tmp_path):
     assert Recipe.read(tmp_path / "r.json").softness == 0.05 and not Recipe.read(tmp_path / "r.json").price_band
     Recipe(w_text=0.2, price_band=True).save(tmp_path / "r.json", encoder="checkpoints/two-tower")
     assert Recipe.read(tmp_path / "r.json") == Recipe(w_text=0.2, price_band=True)
+    (tmp_path / "r.json").write_text(json.dumps({"w_text": 0.2, "price_band": "false"}))
+    with pytest.raises(ValueError, match="'price_band' must be true or false"):
+        Recipe.read(tmp_path / "r.json")
     with pytest.raises(ValueError, match="unknown recipe keys"):
         Recipe.from_dict({"w_txt": 1})
 

@@ -83,13 +83,19 @@ def price_band(price) -> str:
     >>> price_band(2.95)
     'two to five pounds'
 
-    Raises ``ValueError`` for a negative price: a refund or a data error, not a product's price.
+    Raises ``ValueError`` for a negative or infinite price (a refund or a data error, not a product's
+    price) and for anything that is not a number.
     """
     if price is None or price is pd.NA or (isinstance(price, (float, np.floating)) and np.isnan(price)):
         return ""
+    if isinstance(price, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"a price must be a number of pounds, not {price!r}")
     price = float(price)
-    if price < 0:
-        raise ValueError(f"a price cannot be negative ({price}): give the product's listing price in pounds")
+    if np.isnan(price):
+        return ""
+    if price < 0 or np.isinf(price):
+        raise ValueError(f"a price must be finite and not negative ({price}): give the product's listing "
+                         "price in pounds")
     return next(words for top, words in PRICE_BANDS if price < top)
 
 
@@ -104,7 +110,7 @@ def with_price_band(texts: Sequence[str], prices) -> list:
     if len(texts) != len(prices):
         raise ValueError(f"{len(texts)} texts but {len(prices)} prices: give one price per text")
     bands = [price_band(p) for p in prices]
-    return [f"{t}{PRICE_SEPARATOR}{b}" if b else t for t, b in zip(texts, bands)]
+    return [f"{t}{PRICE_SEPARATOR}{b}" if b else str(t) for t, b in zip(texts, bands)]
 
 
 def context_text(item_texts: Sequence[str], newest_first: bool = False, last: Optional[int] = None,

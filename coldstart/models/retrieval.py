@@ -169,8 +169,14 @@ class Recipe:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown recipe keys {unknown}: expected some of {sorted(known)}")
-        out = {k: (None if v is None else bool(v) if k in ("customers", "price_band") else float(v))
-               for k, v in values.items()}
+        out = {}
+        for k, v in values.items():
+            if k in ("customers", "price_band"):
+                if not isinstance(v, (bool, np.bool_)) and v not in (0, 1):
+                    raise ValueError(f"recipe key {k!r} must be true or false, not {v!r}")
+                out[k] = bool(v)
+            else:
+                out[k] = None if v is None else float(v)
         return cls(**out)
 
 

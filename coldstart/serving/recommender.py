@@ -73,7 +73,8 @@ from ..models.encoders import encode, load_encoder, load_tokenizer, resolve_mode
 from ..models.retrieval import EncodedContextSimilarity, Recipe, Retriever, recipe_scores
 from .query import Query, encode_query, visible
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: the catalog's prices and the recipe's price_band
+READS_FORMATS = (1, 2)
 # what save writes: the only entries a folder it replaces may hold (it never deletes anything else)
 # the libraries whose versions decide how a saved folder's files are read (a load warns if they differ)
 FILE_SHAPING = ("coldstart", "tensorflow", "tf-keras", "transformers", "numpy", "pandas", "pyarrow")
@@ -101,9 +102,7 @@ class Recommender:
         if len(self.texts) != n or index.shape[0] != n:
             raise ValueError(f"{n} item ids, {len(self.texts)} texts and {index.shape[0]} index rows: they must match")
         self.index = index
-        self.prices = np.full(n, np.nan) if prices is None else np.asarray(prices, np.float64).copy()
-        if self.prices.shape != (n,):
-            raise ValueError(f"{n} items but {self.prices.shape[0] if self.prices.ndim else 0} prices: they must match")
+        self.prices = _prices(prices, n, required=recipe.price_band)
         self.is_new = np.zeros(n, np.float32) if is_new is None else np.asarray(is_new, np.float32).copy()
         self.popularity = np.zeros(n, np.float32) if popularity is None else np.asarray(popularity, np.float32).copy()
         self.countries = [str(c) for c in countries]
@@ -183,7 +182,8 @@ class Recommender:
     def index_texts(self) -> list:
         """The texts the index holds the vectors of: each item's text, followed by its price band when
         the recipe's text model reads them (``recipe.price_band``; no band where the price is unknown)."""
-        return with_price_band(self.texts, self.prices) if self.recipe.price_band else list(self.texts)
+        view = self._view()   # texts and prices of one catalog, even while add_items runs
+        return with_price_band(view.texts, view.prices) if view.recipe.price_band else list(view.texts)
 
     def encode_query(self, text: str) -> Query:
         """Encode a free-text query (one encoder call, :func:`~coldstart.serving.query.encode_query`).
@@ -484,7 +484,7 @@ class Recommender:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError) as err:
             raise _damaged(folder, f"serving.json unreadable: {err}") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.get("format") not in READS_FORMATS:
             found = meta.get("format") if isinstance(meta, dict) else None
             raise ValueError(f"{folder} has format {found}, this coldstart reads {FORMAT_VERSION}: save it again")
         if not (folder / "encoder" / "config.json").is_file():
@@ -558,6 +558,7 @@ def encoded_context_recommender(rec: Recommender, name: str = "encoded context")
     """Notebook 03's way to build the user vector, on the same encoder, index and recipe: the clicked
     items' texts are joined into one text and encoded (one encoder call per context), instead of
     averaging their index vectors. For comparing the two on the protocol (:func:`coldstart.evaluation.evaluate`)."""
+    rec = rec._view()   # one catalog, even while add_items runs
     text = EncodedContextSimilarity(rec.tokenizer, rec.encoder, rec.index_texts(), rec.index,
                                     context_len=rec.query_max_len)
     return Retriever(text, id_part=rec.id_part, w_text=rec.recipe.w_text, beta=rec.recipe.beta, is_new=rec.is_new,
@@ -582,22 +583,22 @@ def _resolve_encoder(encoder, tokenizer):
 
 
 def _prices(prices, n: int, required: bool) -> np.ndarray:
-    """``n`` prices as floats (NaN: unknown), checked before anything changes."""
+    """``n`` prices as floats (NaN: unknown), checked before anything changes: each one must be a number
+    :func:`~coldstart.data.text.price_band` accepts (``None``, NaN or ``pd.NA`` for an unknown one)."""
     if prices is None:
         if required:
             raise ValueError("this recommender's text model reads each product's price band (recipe.price_band): "
                              "give prices=[...] in pounds, one per text (None for an unknown one)")
         return np.full(n, np.nan)
-    prices = [prices] if np.isscalar(prices) else list(prices)
+    prices = [prices] if np.isscalar(prices) or prices is pd.NA else list(prices)
     if len(prices) != n:
         raise ValueError(f"{n} texts but {len(prices)} prices")
     try:
-        out = np.array([np.nan if p is None else float(p) for p in prices], np.float64)
+        for p in prices:
+            price_band(p)   # a negative, infinite or non-numeric price raises here, before anything changes
     except (TypeError, ValueError) as err:
         raise ValueError(f"prices must be numbers in pounds: {err}") from None
-    for p in out:
-        price_band(p)   # a negative price raises here, before the index changes
-    return out
+    return np.array([np.nan if p is None or p is pd.NA else float(p) for p in prices], np.float64)
 
 
 def _top(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
