@@ -86,7 +86,7 @@ def price_band(price) -> str:
     Raises ``ValueError`` for a negative or infinite price (a refund or a data error, not a product's
     price) and for anything that is not a number.
     """
-    if price is None or price is pd.NA or (isinstance(price, (float, np.floating)) and np.isnan(price)):
+    if price is None or price is pd.NA:
         return ""
     if isinstance(price, (str, bytes, bool, np.bool_)):
         raise ValueError(f"a price must be a number of pounds, not {price!r}")
