@@ -9,6 +9,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py train base 8       # the taught tower, vectors after each epoch
     python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
     python docs/experiments/text_tower.py logq logq 4        # the same with the logQ (sampling-bias) correction
+    GAMMA=200 python docs/experiments/text_tower.py resid resid200 4   # basket pairs + GAMMA x out-of-fold ID part
     TEMP=0.2 python docs/experiments/text_tower.py hard hard-t0.2 4   # any training mode at another temperature
     PRICE=1 python docs/experiments/text_tower.py hard price 4   # item texts with their price band in words
     PROFILE=gpu python docs/experiments/text_tower.py hard gpu-hard 4    # the gpu profile's pairs, batch and rate
@@ -20,6 +21,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py fusion tfidf zero-shot hard-e4   # each part standardised per user
     python docs/experiments/text_tower.py perk tfidf zero-shot hard-e4     # w_text and beta per context size
     LAUNCH=0.5 python docs/experiments/text_tower.py hard launch50 4       # half the pairs from launch baskets
+    PRICE=1 LAUNCH=0.5 python docs/experiments/text_tower.py hard launchprice 4   # both at once
     python docs/experiments/text_tower.py launches tfidf zero-shot hard-e4 launch50-e4   # real launches' partners
     python docs/experiments/text_tower.py sim-nrecall tfidf zero-shot simtt-e4   # after sim-train simtt 4
 
@@ -171,6 +173,53 @@ def launch_pairs(young_days=45, settle_days=60):
     return np.array(a, np.int64), np.array(p, np.int64)
 
 
+GAMMA = float(os.environ.get("GAMMA", "1000"))   # weight of the ID part's score in the residual tower's logits
+RESID_B = None   # (2, n, n): the ID part fitted on each half of the customers, for the other half's pairs
+RESID_FOLD = None   # each training invoice's half (0 or 1)
+
+
+class ResidualTwoTower(TwoTower):
+    """The taught tower (hard negatives, masks as in ``in_batch_softmax_loss``) trained as the retriever
+    uses it: every logit gets ``GAMMA`` x the ID part's score of (anchor, candidate), the ID part fitted
+    on the other half of the customers, so the text learns what the ID part misses, not what it knows."""
+
+    def call(self, batch, training=False):
+        candidates = tf.concat([batch["item"], batch["neg_item"]], 0)
+        rows = tf.gather_nd(RESID_B, tf.stack([batch["fold"], batch["context_item"]], 1))   # (B, n)
+        return super().call(batch, training) + GAMMA * tf.gather(rows, candidates, axis=1)
+
+
+def residual_setup(seed=0):
+    """Out-of-fold ID parts and each invoice's fold (customers split in two halves at random)."""
+    global RESID_B, RESID_FOLD
+    baskets = pairs.invoice_baskets(valid)
+    customers = baskets["customer"].unique()
+    half = dict(zip(customers, np.random.default_rng(seed).permutation(len(customers)) % 2))
+    RESID_FOLD = baskets["customer"].map(half).to_numpy().astype(np.int32)
+    parts = []
+    for f in (0, 1):   # fold f's pairs are scored by the ID part of the other half's customers
+        other = {c for c, h in half.items() if h != f}
+        parts.append(ItemRegression.for_split(valid.with_train(valid.train[valid.train["customer"].isin(other)]),
+                                              **ID_CHOICE).B)
+    RESID_B = tf.constant(np.stack(parts).astype(np.float32))
+
+
+def basket_pairs(n, seed):
+    """(anchor, positive, fold): two distinct items of one training invoice, invoices drawn in proportion
+    to their number of items (every basket line equally likely as the positive)."""
+    baskets = pairs.invoice_baskets(valid)
+    items = baskets["items"].to_numpy()
+    sizes = np.array([len(x) for x in items])
+    ok = np.flatnonzero(sizes >= 2)
+    rng = np.random.default_rng(2000 + seed)
+    pick = rng.choice(ok, n, p=sizes[ok] / sizes[ok].sum())
+    a = np.empty(n, np.int64)
+    p = np.empty(n, np.int64)
+    for j, b in enumerate(pick):
+        a[j], p[j] = rng.choice(items[b], 2, replace=False)
+    return a, p, RESID_FOLD[pick]
+
+
 def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE.training.learning_rate,
                model_class=TwoTower):
     global HARD_SIM, LAUNCH_POOL
@@ -181,8 +230,16 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     from coldstart.training.pipeline import bucketed_dataset
 
     feats = {"context_ids": [], "item_ids": [], "neg_ids": [], "item": [], "neg_item": [], "context_item": []}
+    residual = model_class is ResidualTwoTower
+    if residual:
+        residual_setup()
+        feats["fold"] = []
     for epoch in range(epochs):
-        anchors, positives = pairs.teacher_pairs(val_id.B, n_pairs, seed=epoch)
+        if residual:   # real co-purchases: the ID part's own pairs would teach the text nothing it lacks
+            anchors, positives, folds = basket_pairs(n_pairs, epoch)
+            feats["fold"].append(folds)
+        else:
+            anchors, positives = pairs.teacher_pairs(val_id.B, n_pairs, seed=epoch)
         if LAUNCH:   # a share of the pairs from young products' baskets (what a launch is bought with)
             n_l = int(LAUNCH * n_pairs)
             pick = np.random.default_rng(500 + epoch).choice(len(LAUNCH_POOL[0]), n_l)
@@ -198,7 +255,7 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
         feats["item"].append(positives.astype(np.int32))
         feats["neg_item"].append(negs.astype(np.int32))
         feats["context_item"].append(anchors.astype(np.int32))
-    for k in ("item", "neg_item", "context_item"):
+    for k in ("item", "neg_item", "context_item", "fold")[: 4 if residual else 3]:
         feats[k] = np.concatenate(feats[k])
     data = bucketed_dataset(
         feats, np.array([len(x) for x in feats["context_ids"]]), PROFILE.training.batch_size
@@ -349,6 +406,8 @@ if __name__ == "__main__":
         pd.DataFrame(rows).T.to_csv(f"{OUT}/assess-{int(time.time())}.csv")
     elif what == "hard":
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
+    elif what == "resid":
+        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=ResidualTwoTower)
     elif what == "logq":
         LOGQ = item_logq()
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=LogQTwoTower)
