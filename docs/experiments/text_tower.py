@@ -231,6 +231,8 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
 
     feats = {"context_ids": [], "item_ids": [], "neg_ids": [], "item": [], "neg_item": [], "context_item": []}
     residual = model_class is ResidualTwoTower
+    if residual and LAUNCH:
+        raise SystemExit("resid draws its own pairs from invoices: unset LAUNCH")
     if residual:
         residual_setup()
         feats["fold"] = []
@@ -255,7 +257,7 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
         feats["item"].append(positives.astype(np.int32))
         feats["neg_item"].append(negs.astype(np.int32))
         feats["context_item"].append(anchors.astype(np.int32))
-    for k in ("item", "neg_item", "context_item", "fold")[: 4 if residual else 3]:
+    for k in feats.keys() - {"context_ids", "item_ids", "neg_ids"}:   # the per-pair scalars
         feats[k] = np.concatenate(feats[k])
     data = bucketed_dataset(
         feats, np.array([len(x) for x in feats["context_ids"]]), PROFILE.training.batch_size
