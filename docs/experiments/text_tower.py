@@ -8,6 +8,8 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py base               # TF-IDF and zero-shot, text alone and retriever
     python docs/experiments/text_tower.py train base 8       # the taught tower, vectors after each epoch
     python docs/experiments/text_tower.py hard hard 4        # the taught tower with one hard negative per pair
+    PRICE=1 python docs/experiments/text_tower.py bank bank 4   # the rest of the catalog as negatives, from a bank
+    PRICE=1 BANK_MASK=1 TEMP=0.2 python docs/experiments/text_tower.py bank bankm-t0.2 4   # partners out of it
     python docs/experiments/text_tower.py logq logq 4        # the same with the logQ (sampling-bias) correction
     GAMMA=200 python docs/experiments/text_tower.py resid resid200 4   # basket pairs + GAMMA x out-of-fold ID part
     TEMP=0.2 python docs/experiments/text_tower.py hard hard-t0.2 4   # any training mode at another temperature
@@ -19,6 +21,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py three hard-e4 zero-shot   # TF-IDF + w2 x another text, alone and as the text
     python docs/experiments/text_tower.py slots tfidf zero-shot hard-e4   # new-product places: text vs imputed ID score
     python docs/experiments/text_tower.py fusion tfidf zero-shot hard-e4   # each part standardised per user
+    PRICE=1 python docs/experiments/text_tower.py csls tfidf price-e4 tfidf-plain zero-shot-plain   # crowding out
     python docs/experiments/text_tower.py perk tfidf zero-shot hard-e4     # w_text and beta per context size
     LAUNCH=0.5 python docs/experiments/text_tower.py hard launch50 4       # half the pairs from launch baskets
     PRICE=1 LAUNCH=0.5 python docs/experiments/text_tower.py hard launchprice 4   # both at once
@@ -189,6 +192,41 @@ class ResidualTwoTower(TwoTower):
         return super().call(batch, training) + GAMMA * tf.gather(rows, candidates, axis=1)
 
 
+BANK = None   # tf.Variable (n, d): every catalog item's vector, refreshed during training (no gradient)
+BANK_EVERY = int(os.environ.get("BANK_EVERY", "50"))   # steps between refreshes of the bank
+BANK_MASK = os.environ.get("BANK_MASK") == "1"   # leave the anchor's positively weighted items out of the bank
+
+
+class BankTwoTower(TwoTower):
+    """The taught tower (hard negatives) whose softmax also runs over every other known product of the
+    catalog, from a bank of their vectors refreshed every ``BANK_EVERY`` steps: the full catalog as
+    negatives, as the evaluation ranks it, instead of the batch's 128 candidates. New products are not
+    in the bank (a shop does not know them when it trains)."""
+
+    @tf.autograph.experimental.do_not_convert
+    def train_step(self, batch):
+        n = tf.shape(BANK)[0]
+        candidates = tf.concat([batch["item"], batch["neg_item"]], 0)
+        taken = tf.reduce_max(tf.one_hot(candidates, n), 0) > 0   # in the batch: scored fresh, not from the bank
+        off = (tf.one_hot(batch["context_item"], n) > 0) | taken[None, :] | ~BANK_KNOWN[None, :]
+        if BANK_MASK:   # the anchor's other partners in the teacher are not negatives either
+            off |= tf.gather(BANK_PARTNERS, batch["context_item"]) > 0
+        with tf.GradientTape() as tape:
+            users = self.embed(batch["context_ids"], True)
+            items = tf.concat([self.embed(batch["item_ids"], True), self.embed(batch["neg_ids"], True)], 0)
+            fresh = tf.matmul(users, items, transpose_b=True) / self.temperature
+            same = tf.equal(batch["item"][:, None], candidates[None, :])
+            same |= tf.equal(batch["context_item"][:, None], candidates[None, :])
+            b = tf.shape(fresh)[0]
+            fresh = tf.where(same & ~tf.eye(b, 2 * b, dtype=tf.bool), -1e9, fresh)
+            bank = tf.where(off, -1e9, tf.matmul(users, BANK, transpose_b=True) / self.temperature)
+            logits = tf.concat([fresh, bank], 1)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(b), logits))
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
 def residual_setup(seed=0):
     """Out-of-fold ID parts and each invoice's fold (customers split in two halves at random)."""
     global RESID_B, RESID_FOLD
@@ -236,6 +274,12 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     if residual:
         residual_setup()
         feats["fold"] = []
+    callbacks = []
+    if model_class is BankTwoTower:
+        global BANK, BANK_KNOWN, BANK_PARTNERS
+        BANK_KNOWN = tf.constant(~valid.new_items)
+        BANK_PARTNERS = tf.constant(np.asarray(val_id.B.todense() if hasattr(val_id.B, "todense") else val_id.B,
+                                               np.float32))
     for epoch in range(epochs):
         if residual:   # real co-purchases: the ID part's own pairs would teach the text nothing it lacks
             anchors, positives, folds = basket_pairs(n_pairs, epoch)
@@ -267,10 +311,18 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     body.bert.embeddings.trainable = False
     model = model_class(body, temperature=TEMP)
     model.compile(optimizer=training.FusedAdam(training.warmup_schedule(lr, max(1, steps * epochs // 10))))
-    fit_saving(model, body, tag, data, steps, epochs)
+    if model_class is BankTwoTower:
+        BANK = tf.Variable(vecs(body), trainable=False)
+
+        def refresh(step, logs=None):
+            if step % BANK_EVERY == 0:
+                BANK.assign(vecs(body))
+
+        callbacks.append(tf.keras.callbacks.LambdaCallback(on_train_batch_begin=refresh))
+    fit_saving(model, body, tag, data, steps, epochs, callbacks)
 
 
-def fit_saving(model, body, tag, data, steps, epochs):
+def fit_saving(model, body, tag, data, steps, epochs, callbacks=()):
     t = [time.perf_counter()]
 
     def save(e, logs):
@@ -284,7 +336,7 @@ def fit_saving(model, body, tag, data, steps, epochs):
         steps_per_epoch=steps,
         epochs=epochs,
         verbose=0,
-        callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=save)],
+        callbacks=[*callbacks, tf.keras.callbacks.LambdaCallback(on_epoch_end=save)],
     )
 
 
@@ -410,6 +462,8 @@ if __name__ == "__main__":
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4)
     elif what == "resid":
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=ResidualTwoTower)
+    elif what == "bank":
+        train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=BankTwoTower)
     elif what == "logq":
         LOGQ = item_logq()
         train_hard(sys.argv[2], epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 4, model_class=LogQTwoTower)
@@ -621,3 +675,43 @@ def launch_neighbours(names, min_invoices=(3, 5, 10, 20)):
 
 if __name__ == "__main__" and what == "launches":
     launch_neighbours(sys.argv[2:])
+
+
+class Debiased:
+    """A text scorer minus ``lam`` x each item's hubness: the mean cosine of the item to its ``k`` nearest
+    known products (CSLS, Conneau et al. 2018). A vector space where trained products crowd together
+    ranks them above an untrained new product by position alone; this takes the crowding out."""
+
+    def __init__(self, text, v, lam, k=10):
+        known = np.flatnonzero(~valid.new_items)
+        sims = np.asarray(v @ v[known].T.toarray() if hasattr(v, "toarray") else v @ v[known].T)
+        sims = np.asarray(sims.todense()) if hasattr(sims, "todense") else sims
+        sims[known, np.arange(len(known))] = -np.inf   # an item is not its own neighbour
+        self.hub = np.sort(sims, axis=1)[:, -k:].mean(axis=1)
+        self.text, self.lam = text, lam
+
+    def score(self, cases):
+        return self.text.score(cases) - self.lam * self.hub[None, :]
+
+
+def assess_csls(name, v, lams=(0.0, 0.1, 0.25, 0.5, 1.0)):
+    """Text alone with the hubness correction at each ``lam``: NDCG@10 and cold-item Recall@20."""
+    text = B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0])
+    for lam in lams:
+        row = ndcg_and_cold(Debiased(text, v, lam))
+        hub = Debiased(text, v, 0).hub
+        print(name, lam, {k: round(x, 4) for k, x in row.items()},
+              f"hub new {hub[valid.new_items].mean():.3f} known {hub[~valid.new_items].mean():.3f}", flush=True)
+
+
+if __name__ == "__main__" and what == "csls":
+    for n in sys.argv[2:]:
+        if n == "zero-shot-plain":
+            _, pre = load_encoder(PROFILE.encoder.model_name)
+            v = encode(valid.texts(), tokenizer, pre, max_len=PROFILE.encoder.max_len,
+                       batch_size=PROFILE.encoder.batch_size, progress=False)
+        elif n == "tfidf-plain":
+            v = tfidf_vectors(valid.texts())
+        else:
+            v = load_vectors(n)
+        assess_csls(n, v)
