@@ -22,6 +22,7 @@ known products' training rows removed (simulated launches; outputs under ``$OUT/
     python docs/experiments/text_tower.py slots tfidf zero-shot hard-e4   # new-product places: text vs imputed ID score
     python docs/experiments/text_tower.py fusion tfidf zero-shot hard-e4   # each part standardised per user
     PRICE=1 python docs/experiments/text_tower.py csls tfidf price-e4 tfidf-plain zero-shot-plain   # crowding out
+    PRICE=1 python docs/experiments/text_tower.py ridge tfidf-plain price-e4 zero-shot-plain   # places by imputed B
     python docs/experiments/text_tower.py perk tfidf zero-shot hard-e4     # w_text and beta per context size
     LAUNCH=0.5 python docs/experiments/text_tower.py hard launch50 4       # half the pairs from launch baskets
     PRICE=1 LAUNCH=0.5 python docs/experiments/text_tower.py hard launchprice 4   # both at once
@@ -35,6 +36,7 @@ import os
 import sys
 import time
 
+import impute
 import numpy as np
 import pandas as pd
 
@@ -72,9 +74,16 @@ def vecs(enc):
 
 
 def load_vectors(name):
-    """TF-IDF for ``tfidf``, else the saved vectors ``name``.npy in $OUT (or, for a sim- mode, its parent)."""
+    """TF-IDF for ``tfidf``, the plain names' TF-IDF or zero-shot vectors for ``tfidf-plain`` and
+    ``zero-shot-plain``, else the saved vectors ``name``.npy in $OUT (or, for a sim- mode, its parent)."""
     if name == "tfidf":
         return tfidf_vectors(list(texts))
+    if name == "tfidf-plain":
+        return tfidf_vectors(valid.texts())
+    if name == "zero-shot-plain":   # the pretrained model on the plain names, whatever PRICE says
+        _, pre = load_encoder(PROFILE.encoder.model_name)
+        return encode(valid.texts(), tokenizer, pre, max_len=PROFILE.encoder.max_len,
+                      batch_size=PROFILE.encoder.batch_size, progress=False)
     path = f"{OUT}/{name}.npy"
     return np.load(path if os.path.exists(path) else f"{OUT}/../{name}.npy")
 
@@ -706,12 +715,24 @@ def assess_csls(name, v, lams=(0.0, 0.1, 0.25, 0.5, 1.0)):
 
 if __name__ == "__main__" and what == "csls":
     for n in sys.argv[2:]:
-        if n == "zero-shot-plain":
-            _, pre = load_encoder(PROFILE.encoder.model_name)
-            v = encode(valid.texts(), tokenizer, pre, max_len=PROFILE.encoder.max_len,
-                       batch_size=PROFILE.encoder.batch_size, progress=False)
-        elif n == "tfidf-plain":
-            v = tfidf_vectors(valid.texts())
-        else:
-            v = load_vectors(n)
-        assess_csls(n, v)
+        assess_csls(n, load_vectors(n))
+
+
+def assess_ridge(name, v, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0, 1e4, 1e6)):
+    """Cold-item Recall@20 with notebook 03's ten new-product places filled by the ID part's score of each
+    new product, its weights predicted from its text by ridge regression (``impute.ridge_B``) at each alpha."""
+    from coldstart.models import NewProductSlots
+
+    text = B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0])
+    recipe, _ = training.tune_retriever(valid, text, val_id)
+    ret = Retriever(text, val_id, is_new=valid.new_items, no_text="zero", **recipe)
+    is_new = np.asarray(valid.new_items, bool)
+    for a in alphas:
+        idp = ItemRegression.from_matrix(impute.ridge_B(val_id.B, v, is_new, a))
+        row = ndcg_and_cold(NewProductSlots(ret, idp, is_new))
+        print(name, "ridge", a, {k: round(float(x), 4) for k, x in row.items()}, flush=True)
+
+
+if __name__ == "__main__" and what == "ridge":
+    for n in sys.argv[2:]:
+        assess_ridge(n, load_vectors(n))

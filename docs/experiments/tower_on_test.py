@@ -10,6 +10,7 @@ made on validation.
 
     OUT=/tmp/coldstart-text-tower python docs/experiments/tower_on_test.py                  # TAG=gpu-hard
     OUT=... PROFILE=cpu PRICE=1 TAG=price python docs/experiments/tower_on_test.py
+    OUT=... PROFILE=cpu PRICE=1 TAG=price RIDGE=tfidf:1000,tower:10000 python docs/experiments/tower_on_test.py
 
 An exploration script, not course code: it reads the splits the course caches and writes only to $OUT.
 """
@@ -17,6 +18,7 @@ An exploration script, not course code: it reads the splits the course caches an
 import os
 import time
 
+import impute
 import numpy as np
 import pandas as pd
 
@@ -72,12 +74,19 @@ np.save(f"{OUT}/{TAG}-test-tower.npy", test_tower)
 val_of = {"tfidf": tfidf_vectors(valid.texts()), "zero-shot-lm": vectors(pretrained, valid.texts()),
           "tower": np.load(f"{OUT}/{TAG}-e{best}.npy")}
 test_of = {"tfidf": words, "zero-shot-lm": vectors(pretrained, split.texts()), "tower": test_tower}
+# RIDGE="tfidf:1000,zero-shot-lm:100,tower:10000": the places also filled by the ID part's score of each new
+# product imputed from its text (impute.ridge_B), each text model at the alpha text_tower.py ridge chose for it
+RIDGE = dict((n, float(a)) for n, a in (x.split(":") for x in os.environ.get("RIDGE", "").split(",") if x))
 results = {}
 for name in val_of:
     ret, text, choice = training.fair_text_retriever(valid, split, val_of[name], test_of[name], ID_CHOICE, name)
     print(name, choice, flush=True)
-    for label, rec in [(name, text), (f"id+{name}", ret),
-                       (f"id+{name}+places", NewProductSlots(ret, text, split.new_items, first=10, n=10))]:
+    runs = [(name, text), (f"id+{name}", ret),
+            (f"id+{name}+places", NewProductSlots(ret, text, split.new_items, first=10, n=10))]
+    if name in RIDGE:
+        imputed = ItemRegression.from_matrix(impute.ridge_B(test_id.B, test_of[name], split.new_items, RIDGE[name]))
+        runs.append((f"id+{name}+ridge-places", NewProductSlots(ret, imputed, split.new_items, first=10, n=10)))
+    for label, rec in runs:
         results[label] = E.evaluate(rec, split, method=label, n_boot=1000)
 
 
@@ -88,9 +97,13 @@ def row(r):
 
 
 print(pd.DataFrame({n: row(r) for n, r in results.items()}).T.round(4).to_string(), flush=True)
-for a, b, metric in [("tower", "tfidf", "ndcg@10"), ("tower", "zero-shot-lm", "ndcg@10"),
-                     ("id+tower", "id+tfidf", "ndcg@10"), ("id+tower", "id+zero-shot-lm", "ndcg@10"),
-                     ("tower", "tfidf", "recall@20"), ("id+tower+places", "id+tfidf+places", "recall@20")]:
+comparisons = [("tower", "tfidf", "ndcg@10"), ("tower", "zero-shot-lm", "ndcg@10"),
+               ("id+tower", "id+tfidf", "ndcg@10"), ("id+tower", "id+zero-shot-lm", "ndcg@10"),
+               ("tower", "tfidf", "recall@20"), ("id+tower+places", "id+tfidf+places", "recall@20")]
+comparisons += [(f"id+tower+{p}", f"id+tfidf+{q}", "recall@20") for p, q in
+                [("ridge-places", "ridge-places"), ("ridge-places", "places"), ("places", "ridge-places")]
+                if f"id+tower+{p}" in results and f"id+tfidf+{q}" in results]
+for a, b, metric in comparisons:
     c = E.compare(results[a], results[b], metric=metric, n_boot=1000)
     segs = ["cold-items"] if metric == "recall@20" else ["k=1", "k=3", "k=5"]
     print(f"{a} - {b} ({metric}):")
