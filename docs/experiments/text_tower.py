@@ -694,7 +694,6 @@ class Debiased:
     def __init__(self, text, v, lam, k=10):
         known = np.flatnonzero(~valid.new_items)
         sims = np.asarray(v @ v[known].T.toarray() if hasattr(v, "toarray") else v @ v[known].T)
-        sims = np.asarray(sims.todense()) if hasattr(sims, "todense") else sims
         sims[known, np.arange(len(known))] = -np.inf   # an item is not its own neighbour
         self.hub = np.sort(sims, axis=1)[:, -k:].mean(axis=1)
         self.text, self.lam = text, lam
@@ -705,10 +704,11 @@ class Debiased:
 
 def assess_csls(name, v, lams=(0.0, 0.1, 0.25, 0.5, 1.0)):
     """Text alone with the hubness correction at each ``lam``: NDCG@10 and cold-item Recall@20."""
-    text = B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0])
+    scorer = Debiased(B.TextSimilarity(v, softness=training.tune_softness(valid, v)[0]), v, 0.0)
+    hub = scorer.hub
     for lam in lams:
-        row = ndcg_and_cold(Debiased(text, v, lam))
-        hub = Debiased(text, v, 0).hub
+        scorer.lam = lam
+        row = ndcg_and_cold(scorer)
         print(name, lam, {k: round(x, 4) for k, x in row.items()},
               f"hub new {hub[valid.new_items].mean():.3f} known {hub[~valid.new_items].mean():.3f}", flush=True)
 
