@@ -17,9 +17,16 @@ def ridge_B(B, V, is_new, alpha):
     new = np.flatnonzero(is_new)
     known = np.flatnonzero(~np.asarray(is_new, bool) & (np.abs(B).sum(axis=1) > 0))
     K = dense(V[known] @ V[known].T)
-    W = np.linalg.solve(K + alpha * np.eye(len(known)), dense(V[known] @ V[new].T)).T.astype(np.float32)
+    W = np.linalg.solve(K + alpha * np.eye(len(known)), dense(V[known] @ V[new].T)).T
+    return borrowed_B(B, W, new, known)
+
+
+def borrowed_B(B, W, new, known, gamma=1.0):
+    """``B`` with each new item's row and column the ``W``-weighted sum of the known items' (``W``: one
+    row per new item, one column per known item), times ``gamma``; no weight between two new items."""
+    W = np.asarray(W, np.float32)
     out = np.array(B, dtype=np.float32, copy=True)
-    out[np.ix_(new, np.arange(B.shape[1]))] = W @ out[known]
-    out[:, new] = out[:, known] @ W.T
+    out[np.ix_(new, np.arange(B.shape[1]))] = gamma * (W @ out[known])
+    out[:, new] = gamma * (out[:, known] @ W.T)
     out[np.ix_(new, new)] = 0.0
     return out

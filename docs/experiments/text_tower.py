@@ -387,12 +387,7 @@ def imputed_B(B, V, is_new, m=20, t=0.05, gamma=1.0):
     w /= w.sum(axis=1, keepdims=True)
     W = np.zeros((len(new), len(known)), np.float32)
     np.put_along_axis(W, top, w.astype(np.float32), axis=1)
-    B2 = np.array(B, dtype=np.float32, copy=True)
-    Bk = B2[known]
-    B2[np.ix_(new, np.arange(B.shape[1]))] = gamma * (W @ Bk)
-    B2[:, new] = gamma * (B2[:, known] @ W.T)
-    B2[np.ix_(new, new)] = 0.0
-    return B2
+    return impute.borrowed_B(B, W, new, known, gamma)
 
 
 def assess_imputed(name, v, grid=((10, 0.05, 1.0), (30, 0.05, 1.0), (30, 0.1, 1.0), (30, 0.05, 0.5))):
