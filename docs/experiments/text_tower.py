@@ -204,6 +204,8 @@ class ResidualTwoTower(TwoTower):
 BANK = None   # tf.Variable (n, d): every catalog item's vector, refreshed during training (no gradient)
 BANK_EVERY = int(os.environ.get("BANK_EVERY", "50"))   # steps between refreshes of the bank
 BANK_MASK = os.environ.get("BANK_MASK") == "1"   # leave the anchor's positively weighted items out of the bank
+BANK_KNOWN = None   # (n,) bool: the products the bank offers as negatives (not the new ones)
+BANK_PARTNERS = None   # (n, n): the ID part's B, built only with BANK_MASK
 
 
 class BankTwoTower(TwoTower):
@@ -287,8 +289,8 @@ def train_hard(tag, epochs=4, n_pairs=PROFILE.fine_tuning.item_pairs, lr=PROFILE
     if model_class is BankTwoTower:
         global BANK, BANK_KNOWN, BANK_PARTNERS
         BANK_KNOWN = tf.constant(~valid.new_items)
-        BANK_PARTNERS = tf.constant(np.asarray(val_id.B.todense() if hasattr(val_id.B, "todense") else val_id.B,
-                                               np.float32))
+        if BANK_MASK:
+            BANK_PARTNERS = tf.constant(np.asarray(val_id.B, np.float32))
     for epoch in range(epochs):
         if residual:   # real co-purchases: the ID part's own pairs would teach the text nothing it lacks
             anchors, positives, folds = basket_pairs(n_pairs, epoch)
